@@ -1,0 +1,194 @@
+import { DurableObject } from "cloudflare:workers";
+import { configFromEnv, type HaloConfig } from "../src/config/config-schema";
+import type { ConnectionId } from "../src/core/awareness-table";
+import {
+  type ConnectionAttachment,
+  connectionAttachmentSchema,
+} from "../src/core/connection-attachment";
+import { RoomCache } from "../src/core/room-cache";
+import {
+  type Member,
+  type RoomEffect,
+  RoomReplica,
+  type RoomSummary,
+} from "../src/core/room-replica";
+import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
+import { CloseCode } from "../src/protocol/close-codes";
+import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
+
+/**
+ * A shard: hosts many rooms, each a `RoomReplica` (the pure core). This class only adapts the
+ * core to the platform: hibernatable WebSockets (one tag per room, the core's state for each
+ * socket in its attachment), SQLite (through `SqliteRoomStorage`) and RPC for REST queries.
+ * It starts no timer, so it hibernates whenever no frame is being handled.
+ */
+export class ShardDurableObject extends DurableObject<Env> {
+  private readonly config: HaloConfig;
+  private readonly storage: SqliteRoomStorage;
+  private readonly rooms: RoomCache<RoomReplica>;
+  /** Sockets by room and connection: rebuilt from `getWebSockets(room)` when a room loads after a wake-up. */
+  private readonly sockets = new Map<string, Map<ConnectionId, WebSocket>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = configFromEnv(env);
+    this.storage = new SqliteRoomStorage(ctx.storage, this.config.limits.maxRowBytes);
+    this.rooms = new RoomCache(this.config.limits);
+  }
+
+  /** The WebSocket upgrade, forwarded by the Worker with the room and region it resolved. */
+  override async fetch(request: Request): Promise<Response> {
+    const parsed = shardUpgradeHeadersSchema.safeParse({
+      room: request.headers.get(SHARD_HEADERS.room),
+      region: request.headers.get(SHARD_HEADERS.region),
+    });
+    if (!parsed.success) {
+      return Response.json(
+        { error: { code: "bad_shard_request", message: "missing or invalid room/region headers" } },
+        { status: 400 },
+      );
+    }
+    const { room: name, region } = parsed.data;
+    const room = this.room(name);
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [name]);
+    const connectionId = crypto.randomUUID();
+    this.socketsOf(name).set(connectionId, server);
+    this.run(room, room.connect({ connectionId, region, joinedAt: Date.now() }));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    const found = this.locate(ws);
+    if (!found) return;
+    const { room, connectionId } = found;
+    if (typeof message === "string") {
+      this.closeSocket(
+        ws,
+        CloseCode.UnsupportedData,
+        "text frames are not part of the protocol; send binary y-websocket messages",
+      );
+      this.run(room, room.disconnect(connectionId));
+      return;
+    }
+    this.run(room, room.receive(connectionId, new Uint8Array(message)));
+  }
+
+  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
+    this.onSocketGone(ws);
+    // Complete the closing handshake; 1005/1006 are reserved and may not be echoed.
+    this.closeSocket(ws, code === 1005 || code === 1006 ? CloseCode.Normal : code, reason);
+  }
+
+  override webSocketError(ws: WebSocket): void {
+    this.onSocketGone(ws);
+  }
+
+  // RPC for the REST endpoints.
+
+  summary(name: string): RoomSummary {
+    return this.room(name).summary();
+  }
+
+  presence(name: string): Member[] {
+    return this.room(name).members();
+  }
+
+  document(name: string, since: Uint8Array | null): Uint8Array {
+    return this.room(name).encodeDocument(since ?? undefined);
+  }
+
+  private onSocketGone(ws: WebSocket): void {
+    const found = this.locate(ws);
+    if (!found) return;
+    this.socketsOf(found.room.name).delete(found.connectionId);
+    this.run(found.room, found.room.disconnect(found.connectionId));
+    this.evictIdleRooms();
+  }
+
+  /** The loaded room, loading it from SQLite (and its sockets from their attachments) when needed. */
+  private room(name: string): RoomReplica {
+    const cached = this.rooms.get(name);
+    if (cached) return cached;
+    const room = RoomReplica.open(name, this.storage, this.config.limits);
+    const sockets = this.socketsOf(name);
+    for (const ws of this.ctx.getWebSockets(name)) {
+      const attachment = readAttachment(ws);
+      if (!attachment) continue;
+      room.restore(attachment);
+      sockets.set(attachment.connectionId, ws);
+    }
+    this.evictIdleRooms(); // before inserting, so the room being opened is never the one unloaded
+    this.rooms.set(name, room);
+    return room;
+  }
+
+  private locate(ws: WebSocket): { room: RoomReplica; connectionId: ConnectionId } | undefined {
+    const attachment = readAttachment(ws);
+    if (!attachment) {
+      this.closeSocket(ws, CloseCode.InternalError, "connection state lost; reconnect");
+      return undefined;
+    }
+    return { room: this.room(attachment.room), connectionId: attachment.connectionId };
+  }
+
+  private run(room: RoomReplica, effects: RoomEffect[]): void {
+    const sockets = this.socketsOf(room.name);
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case "send":
+          trySend(sockets.get(effect.connectionId), effect.frame);
+          break;
+        case "broadcast":
+          for (const ws of sockets.values()) trySend(ws, effect.frame);
+          break;
+        case "attach":
+          sockets.get(effect.connectionId)?.serializeAttachment(effect.attachment);
+          break;
+        case "close": {
+          const ws = sockets.get(effect.connectionId);
+          sockets.delete(effect.connectionId);
+          if (ws) this.closeSocket(ws, effect.code, effect.reason);
+          break;
+        }
+      }
+    }
+  }
+
+  private evictIdleRooms(): void {
+    for (const room of this.rooms.evict()) {
+      this.sockets.delete(room.name);
+      room.destroy();
+    }
+  }
+
+  private socketsOf(name: string): Map<ConnectionId, WebSocket> {
+    let sockets = this.sockets.get(name);
+    if (!sockets) {
+      sockets = new Map();
+      this.sockets.set(name, sockets);
+    }
+    return sockets;
+  }
+
+  private closeSocket(ws: WebSocket, code: number, reason: string): void {
+    try {
+      ws.close(code, reason);
+    } catch {
+      // Already closed: nothing left to tell the client.
+    }
+  }
+}
+
+function readAttachment(ws: WebSocket): ConnectionAttachment | undefined {
+  const parsed = connectionAttachmentSchema.safeParse(ws.deserializeAttachment());
+  return parsed.success ? parsed.data : undefined;
+}
+
+function trySend(ws: WebSocket | undefined, frame: Uint8Array): void {
+  try {
+    ws?.send(frame);
+  } catch {
+    // The socket is closing; its close handler cleans up.
+  }
+}

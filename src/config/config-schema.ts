@@ -1,0 +1,143 @@
+import { z } from "zod";
+import { type Region, regionSchema } from "./regions";
+
+const MiB = 1024 * 1024;
+
+/**
+ * Every limit the service enforces, by name. Each has a default and is overridable in
+ * `wrangler.toml` under `[vars.HALO_CONFIG.limits]`.
+ */
+export const limitsSchema = z
+  .object({
+    /** Largest binary WebSocket frame accepted from a client, in bytes. */
+    maxFrameBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(32 * MiB)
+      .default(MiB),
+    /** Largest JSON awareness state of one client, in bytes (it also lives in the 16 KiB socket attachment). */
+    maxAwarenessStateBytes: z
+      .number()
+      .int()
+      .min(64)
+      .max(12 * 1024)
+      .default(8 * 1024),
+    /** How many awareness clientIDs one connection may own (stock clients use one). */
+    maxClientIdsPerConnection: z.number().int().min(1).max(16).default(1),
+    /** Rooms a shard keeps loaded at once; idle rooms beyond it are unloaded, least recently used first. */
+    maxRoomsInMemory: z.number().int().min(1).default(1000),
+    /** Approximate bytes of document state a shard keeps loaded; idle rooms beyond it are unloaded. */
+    roomMemoryBudgetBytes: z
+      .number()
+      .int()
+      .min(MiB)
+      .default(64 * MiB),
+    /** Compact a room's update log into a snapshot once it holds this many updates... */
+    compactAfterUpdates: z.number().int().min(1).default(500),
+    /** ...or this many bytes, whichever comes first. */
+    compactAfterBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .default(4 * MiB),
+    /** Largest blob written to one SQLite row; the platform's row limit is 2 MB. */
+    maxRowBytes: z.number().int().min(1024).max(2_000_000).default(MiB),
+  })
+  .strict();
+
+export type Limits = z.infer<typeof limitsSchema>;
+
+export const haloConfigSchema = z
+  .object({
+    /** `development` allows conveniences (region override); `production` forbids them. */
+    environment: z.enum(["development", "production"]).default("production"),
+    /** Deployed regions and the shard count of each. */
+    shards: z
+      .partialRecord(regionSchema, z.number().int().min(1).max(1024))
+      .refine((m) => Object.keys(m).length > 0, "configure at least one region"),
+    /** Region used when the request carries no location (local runs). Defaults to the first configured. */
+    defaultRegion: regionSchema.optional(),
+    /** Lets a client choose its region with `?region=`; development only. */
+    allowRegionOverride: z.boolean().default(false),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.environment === "production" && config.allowRegionOverride) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["allowRegionOverride"],
+        message: "must be false when environment is production",
+      });
+    }
+    if (config.defaultRegion !== undefined && !(config.defaultRegion in config.shards)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["defaultRegion"],
+        message: `"${config.defaultRegion}" is not a configured region (see shards)`,
+      });
+    }
+  });
+
+export type HaloConfigInput = z.input<typeof haloConfigSchema>;
+
+export interface HaloConfig {
+  environment: "development" | "production";
+  /** Configured regions in configuration order. */
+  regions: readonly Region[];
+  shardCount(region: Region): number;
+  defaultRegion: Region;
+  allowRegionOverride: boolean;
+  limits: Limits;
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Parses raw configuration (the `HALO_CONFIG` var) into a `HaloConfig`, or throws a `ConfigError` naming every bad field. */
+export function parseConfig(raw: unknown): HaloConfig {
+  const value = typeof raw === "string" ? parseJson(raw) : raw;
+  const result = haloConfigSchema.safeParse(value);
+  if (!result.success) {
+    const details = result.error.issues
+      .map((issue) => `HALO_CONFIG.${issue.path.join(".") || "(root)"}: ${issue.message}`)
+      .join("; ");
+    throw new ConfigError(`invalid configuration: ${details}`);
+  }
+  const parsed = result.data;
+  const regions = Object.keys(parsed.shards) as Region[];
+  const shards = parsed.shards as Partial<Record<Region, number>>;
+  return {
+    environment: parsed.environment,
+    regions,
+    shardCount(region) {
+      const count = shards[region];
+      if (count === undefined) throw new ConfigError(`region "${region}" is not configured`);
+      return count;
+    },
+    defaultRegion: parsed.defaultRegion ?? (regions[0] as Region),
+    allowRegionOverride: parsed.allowRegionOverride,
+    limits: parsed.limits,
+  };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigError("invalid configuration: HALO_CONFIG is a string but not valid JSON");
+  }
+}
+
+const cache = new WeakMap<object, HaloConfig>();
+
+/** Parses the configuration once per environment object (the Worker's `env` lives as long as the isolate). */
+export function configFromEnv(env: { HALO_CONFIG?: unknown }): HaloConfig {
+  const hit = cache.get(env);
+  if (hit) return hit;
+  const config = parseConfig(env.HALO_CONFIG);
+  cache.set(env, config);
+  return config;
+}

@@ -1,0 +1,264 @@
+import * as Y from "yjs";
+import {
+  type AwarenessEntry,
+  type AwarenessState,
+  parseAwarenessState,
+} from "../protocol/awareness-codec";
+import { CloseCode } from "../protocol/close-codes";
+import { decodeIncomingMessage, type IncomingLimits } from "../protocol/incoming-message";
+import { OutgoingMessage } from "../protocol/outgoing-message";
+import { ProtocolError } from "../protocol/protocol-error";
+import {
+  type CompactionThresholds,
+  type PersistenceStats,
+  RoomPersistence,
+} from "../storage/room-persistence";
+import type { RoomStorage } from "../storage/room-storage";
+import { AwarenessTable, type ConnectionId } from "./awareness-table";
+import { type ChangeOrigin, isChangeOrigin } from "./change-origin";
+import type { ConnectionAttachment } from "./connection-attachment";
+import { type MessageTarget, receiveMessage } from "./message-receiver";
+
+export interface RoomLimits extends IncomingLimits, CompactionThresholds {
+  maxClientIdsPerConnection: number;
+}
+
+export interface ConnectionInfo {
+  connectionId: ConnectionId;
+  region: string;
+  joinedAt: number;
+}
+
+/** What the shell must do after a call into the room. Frames are encoded once, here. */
+export type RoomEffect =
+  | { kind: "send"; connectionId: ConnectionId; frame: Uint8Array }
+  | { kind: "broadcast"; frame: Uint8Array }
+  | { kind: "attach"; connectionId: ConnectionId; attachment: ConnectionAttachment }
+  | { kind: "close"; connectionId: ConnectionId; code: number; reason: string };
+
+export interface Member {
+  clientId: number;
+  state: AwarenessState | null;
+  connectionId: ConnectionId;
+  region: string;
+  joinedAt: number;
+}
+
+export interface RoomSummary {
+  connections: number;
+  members: number;
+  documentBytes: number;
+  storage: PersistenceStats;
+}
+
+/**
+ * One room's replica in one shard: its Y.Doc, its awareness table and its local connections.
+ * A pure state machine: no platform API, no timers, no clock reads. Each entry point returns
+ * the effects the Durable Object shell carries out (frames to send, attachments to write,
+ * sockets to close); document writes go through the injected `RoomStorage`.
+ */
+export class RoomReplica implements MessageTarget {
+  private readonly doc = new Y.Doc();
+  private readonly awareness: AwarenessTable;
+  private readonly connections = new Map<ConnectionId, ConnectionInfo>();
+  private readonly persistence: RoomPersistence;
+  private effects: RoomEffect[] = [];
+
+  private constructor(
+    readonly name: string,
+    storage: RoomStorage,
+    private readonly limits: RoomLimits,
+  ) {
+    this.awareness = new AwarenessTable(limits.maxClientIdsPerConnection);
+    this.persistence = new RoomPersistence(name, storage, limits);
+    this.doc.on("update", (update: Uint8Array, origin: unknown) =>
+      this.onDocumentUpdate(update, origin),
+    );
+  }
+
+  /** Loads the room's document from storage. */
+  static open(name: string, storage: RoomStorage, limits: RoomLimits): RoomReplica {
+    const room = new RoomReplica(name, storage, limits);
+    room.persistence.loadInto(room.doc);
+    return room;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Approximate memory weight of the loaded room, for the shard's budget. */
+  get approximateBytes(): number {
+    return this.persistence.storedBytes;
+  }
+
+  /** A new socket: send sync step 1 and the current awareness, as the reference server does. */
+  connect(info: ConnectionInfo): RoomEffect[] {
+    this.connections.set(info.connectionId, info);
+    this.emit({
+      kind: "send",
+      connectionId: info.connectionId,
+      frame: OutgoingMessage.syncStep1(Y.encodeStateVector(this.doc)),
+    });
+    const present = this.awareness.presentEntries();
+    if (present.length > 0) {
+      this.emit({
+        kind: "send",
+        connectionId: info.connectionId,
+        frame: OutgoingMessage.awareness(present),
+      });
+    }
+    this.emit({
+      kind: "attach",
+      connectionId: info.connectionId,
+      attachment: this.attachmentOf(info),
+    });
+    return this.flush();
+  }
+
+  /** A socket that survived hibernation: rebuild its presence from its attachment, send nothing. */
+  restore(attachment: ConnectionAttachment): void {
+    const { connectionId, region, joinedAt } = attachment;
+    this.connections.set(connectionId, { connectionId, region, joinedAt });
+    this.awareness.restoreConnection(connectionId, attachment.clients);
+  }
+
+  /** One binary frame from a connection. A bad frame closes that connection and changes nothing else. */
+  receive(connectionId: ConnectionId, frame: Uint8Array): RoomEffect[] {
+    if (!this.connections.has(connectionId)) return [];
+    try {
+      receiveMessage(this, connectionId, decodeIncomingMessage(frame, this.limits));
+    } catch (error) {
+      const { code, reason } =
+        error instanceof ProtocolError
+          ? error
+          : { code: CloseCode.InternalError, reason: "internal error" };
+      if (!(error instanceof ProtocolError))
+        console.error(`room ${this.name}: frame failed`, error);
+      this.effects = [{ kind: "close", connectionId, code, reason }];
+      this.removeConnection(connectionId);
+    }
+    return this.flush();
+  }
+
+  /** A connection closed (cleanly or not): its awareness entries are removed at once. */
+  disconnect(connectionId: ConnectionId): RoomEffect[] {
+    if (this.connections.has(connectionId)) this.removeConnection(connectionId);
+    return this.flush();
+  }
+
+  answerSyncStep1(connectionId: ConnectionId, stateVector: Uint8Array): void {
+    const diff = this.diffSince(stateVector);
+    this.emit({ kind: "send", connectionId, frame: OutgoingMessage.syncStep2(diff) });
+  }
+
+  applyClientUpdate(connectionId: ConnectionId, update: Uint8Array): void {
+    assertWellFormedUpdate(update);
+    const origin: ChangeOrigin = { kind: "connection", connectionId };
+    Y.applyUpdate(this.doc, update, origin);
+  }
+
+  applyClientAwareness(connectionId: ConnectionId, entries: readonly AwarenessEntry[]): void {
+    const result = this.awareness.applyFromConnection(connectionId, entries);
+    if (result.changed.length > 0)
+      this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(result.changed) });
+    for (const owner of result.rewrite) {
+      const info = this.connections.get(owner);
+      if (info)
+        this.emit({ kind: "attach", connectionId: owner, attachment: this.attachmentOf(info) });
+    }
+  }
+
+  answerQueryAwareness(connectionId: ConnectionId): void {
+    this.emit({
+      kind: "send",
+      connectionId,
+      frame: OutgoingMessage.awareness(this.awareness.presentEntries()),
+    });
+  }
+
+  /** The whole document, or only what a holder of `stateVector` lacks. Throws a RangeError for a bad vector. */
+  encodeDocument(stateVector?: Uint8Array): Uint8Array {
+    return stateVector ? this.diffSince(stateVector) : Y.encodeStateAsUpdate(this.doc);
+  }
+
+  members(): Member[] {
+    return this.awareness.presentWithOwners().flatMap((entry) => {
+      const info = this.connections.get(entry.owner);
+      if (!info) return [];
+      return [
+        {
+          clientId: entry.clientId,
+          state: parseAwarenessState(entry.json),
+          connectionId: info.connectionId,
+          region: info.region,
+          joinedAt: info.joinedAt,
+        },
+      ];
+    });
+  }
+
+  summary(): RoomSummary {
+    return {
+      connections: this.connections.size,
+      members: this.awareness.presentWithOwners().length,
+      documentBytes: Y.encodeStateAsUpdate(this.doc).byteLength,
+      storage: this.persistence.snapshotStats(),
+    };
+  }
+
+  /** Releases the document when the shard unloads the room. */
+  destroy(): void {
+    this.doc.destroy();
+  }
+
+  private onDocumentUpdate(update: Uint8Array, origin: unknown): void {
+    if (isChangeOrigin(origin) && origin.kind === "storage") return;
+    this.persistence.append(update, this.doc);
+    this.emit({ kind: "broadcast", frame: OutgoingMessage.syncUpdate(update) });
+  }
+
+  private removeConnection(connectionId: ConnectionId): void {
+    this.connections.delete(connectionId);
+    const removed = this.awareness.removeConnection(connectionId);
+    if (removed.length > 0)
+      this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(removed) });
+  }
+
+  private diffSince(stateVector: Uint8Array): Uint8Array {
+    try {
+      return Y.encodeStateAsUpdate(this.doc, stateVector);
+    } catch {
+      throw new ProtocolError(
+        CloseCode.InvalidPayload,
+        "malformed frame: invalid Yjs state vector",
+      );
+    }
+  }
+
+  private attachmentOf(info: ConnectionInfo): ConnectionAttachment {
+    return { v: 1, room: this.name, ...info, clients: this.awareness.ownedBy(info.connectionId) };
+  }
+
+  private emit(effect: RoomEffect): void {
+    this.effects.push(effect);
+  }
+
+  private flush(): RoomEffect[] {
+    const effects = this.effects;
+    this.effects = [];
+    return effects;
+  }
+}
+
+/**
+ * Reads the whole update before it touches the document: `Y.applyUpdate` integrates structs
+ * before it reads the delete set, so a frame that breaks late would leave a partial change.
+ */
+function assertWellFormedUpdate(update: Uint8Array): void {
+  try {
+    Y.decodeUpdate(update);
+  } catch {
+    throw new ProtocolError(CloseCode.InvalidPayload, "malformed frame: invalid Yjs update");
+  }
+}

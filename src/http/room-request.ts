@@ -1,0 +1,80 @@
+import { z } from "zod";
+import type { HaloConfig } from "../config/config-schema";
+import { type Region, regionSchema } from "../config/regions";
+import { nearestRegion, type RequestLocation } from "../routing/region-locator";
+import { HttpError } from "./errors";
+import { roomNameSchema } from "./room-name";
+
+/** Headers the Worker sets on a request it forwards to a shard (the shard trusts nothing else). */
+export const SHARD_HEADERS = { room: "x-halo-room", region: "x-halo-region" } as const;
+
+export const shardUpgradeHeadersSchema = z.object({ room: roomNameSchema, region: regionSchema });
+
+/** Validates the `:room` path segment; a bad name is a 400 that names the field. */
+export function parseRoomName(raw: string | undefined): string {
+  const result = roomNameSchema.safeParse(raw ?? "");
+  if (!result.success) {
+    throw new HttpError(
+      400,
+      "invalid_room_name",
+      result.error.issues[0]?.message ?? "invalid room name",
+      "room",
+    );
+  }
+  return result.data;
+}
+
+/**
+ * The client's region: `?region=` where configuration allows it, else the configured region
+ * nearest to `request.cf`'s location, else the default region.
+ */
+export function resolveRegion(
+  override: string | undefined,
+  location: RequestLocation | undefined,
+  config: HaloConfig,
+): Region {
+  if (override !== undefined) {
+    if (!config.allowRegionOverride) {
+      throw new HttpError(
+        400,
+        "region_override_disabled",
+        "this deployment does not let clients choose their region",
+        "region",
+      );
+    }
+    const parsed = regionSchema.safeParse(override);
+    if (!parsed.success || !config.regions.includes(parsed.data)) {
+      throw new HttpError(
+        400,
+        "region_not_configured",
+        `region "${override}" is not one of the configured regions: ${config.regions.join(", ")}`,
+        "region",
+      );
+    }
+    return parsed.data;
+  }
+  return nearestRegion(location, config.regions, config.defaultRegion);
+}
+
+/** Decodes `?since=` (a base64 Yjs state vector); a bad one is a 400 that names the field. */
+export function parseStateVector(
+  raw: string | undefined,
+  decode: (bytes: Uint8Array) => unknown,
+): Uint8Array | null {
+  if (raw === undefined) return null;
+  let bytes: Uint8Array;
+  try {
+    bytes = Uint8Array.from(atob(raw.replace(/-/g, "+").replace(/_/g, "/")), (c) =>
+      c.charCodeAt(0),
+    );
+    decode(bytes);
+  } catch {
+    throw new HttpError(
+      400,
+      "invalid_state_vector",
+      "since must be a base64-encoded Yjs state vector",
+      "since",
+    );
+  }
+  return bytes;
+}

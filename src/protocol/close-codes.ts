@@ -1,0 +1,28 @@
+/**
+ * WebSocket close codes Halo sends (RFC 6455 section 7.4.1). Every close also carries a
+ * human-readable reason (at most 123 bytes, the protocol's limit).
+ */
+export const CloseCode = {
+  Normal: 1000,
+  /** Text frames and message types the protocol does not accept from clients. */
+  UnsupportedData: 1003,
+  /** A frame that does not decode: truncated varint, malformed Yjs update, bad awareness entry. */
+  InvalidPayload: 1007,
+  /** A frame or awareness state over a configured limit. */
+  MessageTooBig: 1009,
+  /** The server failed while handling a valid frame. */
+  InternalError: 1011,
+} as const;
+
+export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
+
+const MAX_REASON_BYTES = 123;
+
+/** Trims a close reason to the 123-byte limit of a close frame, on a character boundary. */
+export function closeReason(text: string): string {
+  const encoder = new TextEncoder();
+  if (encoder.encode(text).byteLength <= MAX_REASON_BYTES) return text;
+  let cut = text;
+  while (encoder.encode(`${cut}…`).byteLength > MAX_REASON_BYTES) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}

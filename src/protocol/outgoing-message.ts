@@ -1,0 +1,35 @@
+import * as encoding from "lib0/encoding";
+import { type AwarenessEntry, writeAwarenessUpdate } from "./awareness-codec";
+import { MessageType, SyncMessageType } from "./message-types";
+
+/**
+ * Builders for every frame the server sends. Each returns finished bytes, built once and
+ * then sent unchanged to as many sockets as need it.
+ */
+export const OutgoingMessage = {
+  syncStep1(stateVector: Uint8Array): Uint8Array {
+    return sync(SyncMessageType.Step1, stateVector);
+  },
+  syncStep2(update: Uint8Array): Uint8Array {
+    return sync(SyncMessageType.Step2, update);
+  },
+  syncUpdate(update: Uint8Array): Uint8Array {
+    return sync(SyncMessageType.Update, update);
+  },
+  awareness(entries: readonly AwarenessEntry[]): Uint8Array {
+    const inner = encoding.createEncoder();
+    writeAwarenessUpdate(inner, entries);
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageType.Awareness);
+    encoding.writeVarUint8Array(encoder, encoding.toUint8Array(inner));
+    return encoding.toUint8Array(encoder);
+  },
+};
+
+function sync(step: number, payload: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, MessageType.Sync);
+  encoding.writeVarUint(encoder, step);
+  encoding.writeVarUint8Array(encoder, payload);
+  return encoding.toUint8Array(encoder);
+}
