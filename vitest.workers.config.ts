@@ -1,0 +1,35 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+/**
+ * Tier 2: the real Worker and Durable Objects inside workerd, with real SQLite storage.
+ * @cloudflare/vitest-pool-workers 0.23 rather than its successor @cloudflare/vitest-plugin:
+ * the plugin requires Node 22, and these machines run Node 20.
+ */
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        // Small limits so compaction and row splitting happen within a test.
+        bindings: {
+          HALO_CONFIG: {
+            environment: "development",
+            allowRegionOverride: true,
+            defaultRegion: "wnam",
+            shards: { wnam: 4, weur: 4, apac: 2 },
+            limits: {
+              compactAfterUpdates: 20,
+              compactAfterBytes: 65536,
+              maxRowBytes: 4096,
+              maxFrameBytes: 262144,
+            },
+          },
+        },
+      },
+    }),
+  ],
+  test: {
+    include: ["test/workers/**/*.test.ts"],
+  },
+});
