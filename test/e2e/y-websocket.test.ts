@@ -11,13 +11,15 @@ import { type DevServer, startWranglerDev } from "../support/wrangler-dev";
  * providers in one process sync through a BroadcastChannel and a test could pass without the
  * server.
  */
+type PolyfillOption = NonNullable<NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>["WebSocketPolyfill"]>;
+
 let server: DevServer;
 const providers: WebsocketProvider[] = [];
 
 function client(room: string) {
   const doc = new Y.Doc();
   const provider = new WebsocketProvider(server.roomsUrl, room, doc, {
-    WebSocketPolyfill: WebSocket as unknown as typeof globalThis.WebSocket,
+    WebSocketPolyfill: WebSocket as unknown as PolyfillOption,
     disableBc: true,
   });
   providers.push(provider);
