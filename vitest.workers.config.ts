@@ -11,7 +11,7 @@ export default defineConfig({
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
-        // Small limits so compaction and row splitting happen within a test.
+        // Small limits so compaction, row splitting and unloading happen within a test.
         bindings: {
           HALO_CONFIG: {
             environment: "development",
@@ -23,6 +23,7 @@ export default defineConfig({
               compactAfterBytes: 65536,
               maxRowBytes: 4096,
               maxFrameBytes: 262144,
+              maxRoomsInMemory: 3,
             },
           },
         },

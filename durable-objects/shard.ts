@@ -86,6 +86,11 @@ export class ShardDurableObject extends DurableObject<Env> {
 
   // RPC for the REST endpoints.
 
+  /** Shard-level figures: how many rooms are loaded and how many sockets are open. */
+  stats(): { loadedRooms: number; sockets: number } {
+    return { loadedRooms: this.rooms.size, sockets: this.ctx.getWebSockets().length };
+  }
+
   summary(name: string): RoomSummary {
     return this.room(name).summary();
   }

@@ -139,6 +139,12 @@ describe("bad HTTP requests get a JSON error naming the field", () => {
     expect(body.error.message).toMatch(/longer than 128/);
   });
 
+  it("rejects a WebSocket upgrade to an invalid room name before upgrading", async () => {
+    const { response, body } = await call("/v1/rooms/no%2Fslashes", { headers: HANDSHAKE_HEADERS });
+    expect(response.status).toBe(400);
+    expect(body.error).toMatchObject({ code: "invalid_room_name", field: "room" });
+  });
+
   it("rejects a region that is not configured", async () => {
     const { response, body } = await call("/v1/rooms/ok?region=sam");
     expect(response.status).toBe(400);

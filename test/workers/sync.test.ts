@@ -115,4 +115,23 @@ describe("document sync in workerd", () => {
     await evictDurableObject(stub, { webSockets: "close" });
     expect(textOf(await documentOf(room))).toBe(expected);
   });
+
+  it("unloads idle rooms beyond maxRoomsInMemory and reloads them on demand", async () => {
+    // Six rooms that jump hash puts on the same shard (maxRoomsInMemory is 3 in this config).
+    const rooms = Array.from({ length: 200 }, (_, i) => `idle-${i}`)
+      .filter((room) => shardFor(room, "wnam", configFromEnv(env)).index === 0)
+      .slice(0, 6);
+    expect(rooms).toHaveLength(6);
+    for (const room of rooms) {
+      const client = await TestClient.connect(room);
+      client.doc.getText("t").insert(0, `text of ${room}`);
+      await eventually(() => client.frames.length >= 3, 2000, "the update's echo");
+      client.close();
+      await client.closedWith();
+    }
+    const { stub } = shardStub(rooms[0] as string);
+    const loaded = await runInDurableObject(stub, (instance) => instance.stats().loadedRooms);
+    expect(loaded).toBeLessThanOrEqual(3);
+    for (const room of rooms) expect(textOf(await documentOf(room))).toBe(`text of ${room}`);
+  });
 });
