@@ -145,7 +145,9 @@ export class ShardDurableObject extends DurableObject<Env> {
           trySend(sockets.get(effect.connectionId), effect.frame);
           break;
         case "broadcast":
-          for (const ws of sockets.values()) trySend(ws, effect.frame);
+          for (const [connectionId, ws] of sockets) {
+            if (connectionId !== effect.except) trySend(ws, effect.frame);
+          }
           break;
         case "attach":
           sockets.get(effect.connectionId)?.serializeAttachment(effect.attachment);
@@ -156,6 +158,13 @@ export class ShardDurableObject extends DurableObject<Env> {
           if (ws) this.closeSocket(ws, effect.code, effect.reason);
           break;
         }
+        case "fail-room":
+          for (const ws of sockets.values())
+            this.closeSocket(ws, CloseCode.InternalError, effect.reason);
+          this.sockets.delete(room.name);
+          this.rooms.delete(room.name);
+          room.destroy();
+          return;
       }
     }
   }

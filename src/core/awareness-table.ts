@@ -3,8 +3,10 @@ import type { AwarenessEntry } from "../protocol/awareness-codec";
 export type ConnectionId = string;
 
 interface AwarenessRecord {
-  /** The highest clock this table has relayed or observed for the clientID. */
+  /** The clock relayed to the other connections: grows with every change, whatever the owner sends. */
   clock: number;
+  /** The clock in the owner's own sequence: the last one it sent. */
+  ownerClock: number;
   /** JSON text of the state; `"null"` once removed. */
   json: string;
   /** The connection that owns the clientID, or null once that connection is gone. */
@@ -12,31 +14,43 @@ interface AwarenessRecord {
 }
 
 export interface ApplyResult {
-  /** Entries to relay to every connection, with the clocks receivers must see. */
-  changed: AwarenessEntry[];
+  /** Entries for every other connection, with the relay clocks they must see. */
+  relay: AwarenessEntry[];
+  /** The same changes for the sender, with its own clocks, so that its echo is a no-op for it. */
+  echo: AwarenessEntry[];
   /** Entries ignored because the connection does not own their clientID. */
   dropped: number;
-  /** Connections whose owned entries changed, so their socket attachments must be rewritten. */
-  rewrite: Set<ConnectionId>;
+  /** The sender's owned entries changed: its socket attachment must be rewritten. */
+  ownedChanged: boolean;
 }
 
-const NULL_JSON = "null";
+export const NULL_STATE_JSON = "null";
+
+/** How far every change moves a relay clock: past the `+ 1` a snapshot may have handed out. */
+const CHANGE_STEP = 2;
 
 /**
  * The awareness states of one room, with ownership and the clock rules of the y-websocket
  * protocol. Pure: no timers (unlike y-protocols' `Awareness`, which starts an interval).
  *
- * Rules, each kept for a reason the stock client forces on us:
- * - A connection owns the clientIDs it announces, up to a limit; entries it sends for other
- *   clientIDs are dropped. The stock client relays every awareness change it receives, so an
- *   honest client sends such entries constantly: they must be ignored, never applied (a late
- *   relay of a departed client's state would resurrect it).
- * - Relayed clocks only grow per clientID. A stock client ignores an entry whose clock is not
- *   above what it has seen, so an owner's update that arrives with a stale clock (a reconnect
- *   after the server announced its removal with clock + 1, yjs/y-websocket#122) is relayed with
- *   the highest clock seen + 1.
- * - An owner's echo of an entry the table already holds (same or older clock, same state) is a
- *   no-op, which is what stops the relay loop between server and client.
+ * Each rule is forced by how the stock client behaves:
+ * - It relays every awareness change it receives, others' included, with the clocks it saw.
+ *   So a connection owns the clientIDs it announces (up to a limit) and entries it sends for
+ *   any other clientID are dropped, never applied: a late relay of a departed client's state
+ *   must not resurrect it. A clientID held by a live connection is never taken over.
+ * - It ignores an entry whose clock is not above the one it holds. A client that reconnects
+ *   re-announces its old clock, below the clock of the removal the others received
+ *   (yjs/y-websocket#122); and it keeps the clocks of the peers it dropped when it
+ *   disconnected. So the clock relayed to others is the server's own, and the table keeps this
+ *   invariant: no connection holds a clock above `relay clock + 1`, because a snapshot for one
+ *   connection (on connect, or for queryAwareness) carries `relay clock + 1` and nothing else
+ *   does; every update and claim is relayed at `relay clock + 2` or more, and a removal at
+ *   `relay clock + 1` (y-protocols accepts a null at an equal clock), so every connection
+ *   accepts them. Snapshots never change the stored clock, so the clock kept in
+ *   a socket attachment stays exact across hibernation.
+ * - It adopts any entry for itself whose clock is above its own, overwriting its local state.
+ *   So the sender's own echo carries the sender's clock, never the relay clock: a stale echo
+ *   can then never roll a client back, and no relay loop can start.
  */
 export class AwarenessTable {
   private readonly records = new Map<number, AwarenessRecord>();
@@ -46,16 +60,21 @@ export class AwarenessTable {
 
   /** Applies entries sent by a local connection. */
   applyFromConnection(connection: ConnectionId, entries: readonly AwarenessEntry[]): ApplyResult {
-    const result: ApplyResult = { changed: [], dropped: 0, rewrite: new Set() };
+    const result: ApplyResult = { relay: [], echo: [], dropped: 0, ownedChanged: false };
     for (const entry of entries) {
       const record = this.records.get(entry.clientId);
       if (record?.owner === connection) {
         this.applyOwned(record, entry, result);
-      } else if (entry.json !== NULL_JSON && this.canClaim(connection)) {
+      } else if (
+        (record === undefined || record.owner === null) &&
+        entry.json !== NULL_STATE_JSON &&
+        this.canClaim(connection)
+      ) {
         this.claim(connection, entry, record, result);
       } else {
-        // Not ours: remember its clock (so a later claim relays above it), apply nothing.
-        if (record && entry.clock > record.clock) record.clock = entry.clock;
+        // Not ours: apply nothing. For a released clientID, remember the clock (so a later claim
+        // relays above it); a live owner's clock is only ever moved by its owner.
+        if (record?.owner === null && entry.clock > record.clock) record.clock = entry.clock;
         result.dropped++;
       }
     }
@@ -71,40 +90,63 @@ export class AwarenessTable {
       const record = this.records.get(clientId);
       if (!record || record.owner !== connection) continue;
       record.owner = null;
-      if (record.json !== NULL_JSON) {
+      if (record.json !== NULL_STATE_JSON) {
+        // + 1 as the reference server does: enough even for a connection that got the `+ 1` of a
+        // snapshot, since y-protocols accepts a null at an equal clock.
         record.clock += 1;
-        record.json = NULL_JSON;
-        removed.push({ clientId, clock: record.clock, json: NULL_JSON });
+        record.json = NULL_STATE_JSON;
+        removed.push({ clientId, clock: record.clock, json: NULL_STATE_JSON });
       }
     }
     return removed;
   }
 
   /** Re-registers a connection's owned entries after the shard woke from hibernation. */
-  restoreConnection(connection: ConnectionId, entries: readonly AwarenessEntry[]): void {
+  restoreConnection(connection: ConnectionId, entries: readonly OwnedEntry[]): void {
     const ids = new Set<number>();
     for (const entry of entries) {
-      this.records.set(entry.clientId, { clock: entry.clock, json: entry.json, owner: connection });
+      this.records.set(entry.clientId, {
+        clock: entry.clock,
+        ownerClock: entry.ownerClock,
+        json: entry.json,
+        owner: connection,
+      });
       ids.add(entry.clientId);
     }
     this.owned.set(connection, ids);
   }
 
   /** The entries a connection owns, as stored in its socket attachment. */
-  ownedBy(connection: ConnectionId): AwarenessEntry[] {
-    const entries: AwarenessEntry[] = [];
+  ownedBy(connection: ConnectionId): OwnedEntry[] {
+    const entries: OwnedEntry[] = [];
     for (const clientId of this.owned.get(connection) ?? []) {
       const record = this.records.get(clientId);
-      if (record) entries.push({ clientId, clock: record.clock, json: record.json });
+      if (record)
+        entries.push({
+          clientId,
+          clock: record.clock,
+          ownerClock: record.ownerClock,
+          json: record.json,
+        });
     }
     return entries;
   }
 
-  /** Every present (non-null) state: what a new connection or a queryAwareness receives. */
+  /**
+   * Every present state for one connection that may hold stale clocks (a new connection, or a
+   * queryAwareness), each at `relay clock + 1`: a stock client that reconnects still holds the
+   * clocks of the peers it dropped on disconnect and ignores an equal one, so it would not see
+   * them until their next 15 s renewal.
+   */
+  snapshotForResync(): AwarenessEntry[] {
+    return this.presentEntries().map((entry) => ({ ...entry, clock: entry.clock + 1 }));
+  }
+
+  /** Every present (non-null) state, with relay clocks. */
   presentEntries(): AwarenessEntry[] {
     const entries: AwarenessEntry[] = [];
     for (const [clientId, record] of this.records) {
-      if (record.json !== NULL_JSON)
+      if (record.json !== NULL_STATE_JSON)
         entries.push({ clientId, clock: record.clock, json: record.json });
     }
     return entries;
@@ -114,7 +156,7 @@ export class AwarenessTable {
   presentWithOwners(): Array<AwarenessEntry & { owner: ConnectionId }> {
     const entries: Array<AwarenessEntry & { owner: ConnectionId }> = [];
     for (const [clientId, record] of this.records) {
-      if (record.json !== NULL_JSON && record.owner !== null) {
+      if (record.json !== NULL_STATE_JSON && record.owner !== null) {
         entries.push({ clientId, clock: record.clock, json: record.json, owner: record.owner });
       }
     }
@@ -126,37 +168,47 @@ export class AwarenessTable {
   }
 
   private applyOwned(record: AwarenessRecord, entry: AwarenessEntry, result: ApplyResult): void {
-    if (entry.clock <= record.clock && entry.json === record.json) return; // echo or duplicate
-    // Over one socket the owner's frames arrive in order, so its latest frame is its latest
-    // intent even when its clock lags behind the one we relayed.
-    record.clock = entry.clock > record.clock ? entry.clock : record.clock + 1;
+    if (entry.clock <= record.ownerClock && entry.json === record.json) return; // a duplicate
+    // Frames over one socket arrive in order, so the owner's latest frame is its latest intent.
+    record.ownerClock = entry.clock;
+    record.clock = Math.max(record.clock + CHANGE_STEP, entry.clock);
     record.json = entry.json;
-    result.changed.push({ clientId: entry.clientId, clock: record.clock, json: record.json });
-    result.rewrite.add(record.owner as ConnectionId);
+    this.changed(record, entry, result);
   }
 
   private claim(
     connection: ConnectionId,
     entry: AwarenessEntry,
-    record: AwarenessRecord | undefined,
+    previous: AwarenessRecord | undefined,
     result: ApplyResult,
   ): void {
-    if (record?.owner != null) {
-      // Takeover: a reconnecting client whose old socket the server has not seen close yet.
-      this.owned.get(record.owner)?.delete(entry.clientId);
-      result.rewrite.add(record.owner);
-    }
-    // Bump above every clock seen: receivers may still hold this clientID's previous clock,
-    // including the clock + 1 of the removal we announced when its last connection closed.
-    const clock = Math.max(entry.clock, record?.clock ?? 0) + 1;
-    this.records.set(entry.clientId, { clock, json: entry.json, owner: connection });
+    // Others may hold this clientID's previous relay clock (+ 1 after a snapshot), or, after a
+    // shard restart that lost the table, the clock the client itself sent before: start above both.
+    const clock = Math.max(entry.clock + 1, previous ? previous.clock + CHANGE_STEP : 0);
+    const record: AwarenessRecord = {
+      clock,
+      ownerClock: entry.clock,
+      json: entry.json,
+      owner: connection,
+    };
+    this.records.set(entry.clientId, record);
     let ids = this.owned.get(connection);
     if (!ids) {
       ids = new Set();
       this.owned.set(connection, ids);
     }
     ids.add(entry.clientId);
-    result.changed.push({ clientId: entry.clientId, clock, json: entry.json });
-    result.rewrite.add(connection);
+    this.changed(record, entry, result);
   }
+
+  private changed(record: AwarenessRecord, entry: AwarenessEntry, result: ApplyResult): void {
+    result.relay.push({ clientId: entry.clientId, clock: record.clock, json: record.json });
+    result.echo.push({ clientId: entry.clientId, clock: record.ownerClock, json: record.json });
+    result.ownedChanged = true;
+  }
+}
+
+/** An owned entry as kept across hibernation: both clocks, so the rules above survive a wake-up. */
+export interface OwnedEntry extends AwarenessEntry {
+  ownerClock: number;
 }

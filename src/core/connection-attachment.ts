@@ -10,8 +10,10 @@ export const connectionAttachmentSchema = z.object({
   connectionId: z.string(),
   region: z.string(),
   joinedAt: z.number(),
-  /** The awareness entries this connection owns, with the clock last relayed for each. */
-  clients: z.array(z.object({ clientId: z.number(), clock: z.number(), json: z.string() })),
+  /** The awareness entries this connection owns: relay clock, the owner's own clock, state. */
+  clients: z.array(
+    z.object({ clientId: z.number(), clock: z.number(), ownerClock: z.number(), json: z.string() }),
+  ),
 });
 
 export type ConnectionAttachment = z.infer<typeof connectionAttachmentSchema>;

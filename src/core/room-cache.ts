@@ -43,6 +43,10 @@ export class RoomCache<T extends CachedRoom> {
     this.rooms.set(name, room);
   }
 
+  delete(name: string): void {
+    this.rooms.delete(name);
+  }
+
   /** Unloads idle rooms, least recently used first, until within both limits; returns what it unloaded. */
   evict(): T[] {
     let bytes = 0;

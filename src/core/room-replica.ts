@@ -32,9 +32,11 @@ export interface ConnectionInfo {
 /** What the shell must do after a call into the room. Frames are encoded once, here. */
 export type RoomEffect =
   | { kind: "send"; connectionId: ConnectionId; frame: Uint8Array }
-  | { kind: "broadcast"; frame: Uint8Array }
+  | { kind: "broadcast"; frame: Uint8Array; except?: ConnectionId }
   | { kind: "attach"; connectionId: ConnectionId; attachment: ConnectionAttachment }
-  | { kind: "close"; connectionId: ConnectionId; code: number; reason: string };
+  | { kind: "close"; connectionId: ConnectionId; code: number; reason: string }
+  /** The room's memory may no longer match its storage: close every socket and unload it. */
+  | { kind: "fail-room"; reason: string };
 
 export interface Member {
   clientId: number;
@@ -100,7 +102,7 @@ export class RoomReplica implements MessageTarget {
       connectionId: info.connectionId,
       frame: OutgoingMessage.syncStep1(Y.encodeStateVector(this.doc)),
     });
-    const present = this.awareness.presentEntries();
+    const present = this.awareness.snapshotForResync();
     if (present.length > 0) {
       this.emit({
         kind: "send",
@@ -123,19 +125,22 @@ export class RoomReplica implements MessageTarget {
     this.awareness.restoreConnection(connectionId, attachment.clients);
   }
 
-  /** One binary frame from a connection. A bad frame closes that connection and changes nothing else. */
+  /**
+   * One binary frame from a connection. A bad frame closes that connection and changes nothing
+   * else. Any other failure (storage, say) fails the whole room: its clients reconnect and
+   * resync from what is stored, and re-send what it lacks, so nothing is lost.
+   */
   receive(connectionId: ConnectionId, frame: Uint8Array): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
     try {
       receiveMessage(this, connectionId, decodeIncomingMessage(frame, this.limits));
     } catch (error) {
-      const { code, reason } =
-        error instanceof ProtocolError
-          ? error
-          : { code: CloseCode.InternalError, reason: "internal error" };
-      if (!(error instanceof ProtocolError))
-        console.error(`room ${this.name}: frame failed`, error);
-      this.effects = [{ kind: "close", connectionId, code, reason }];
+      if (!(error instanceof ProtocolError)) {
+        console.error(`room ${this.name}: failed while applying a frame`, error);
+        this.effects = [{ kind: "fail-room", reason: "internal error; reconnect to resync" }];
+        return this.flush();
+      }
+      this.effects = [{ kind: "close", connectionId, code: error.code, reason: error.reason }];
       this.removeConnection(connectionId);
     }
     return this.flush();
@@ -160,24 +165,29 @@ export class RoomReplica implements MessageTarget {
 
   applyClientAwareness(connectionId: ConnectionId, entries: readonly AwarenessEntry[]): void {
     const result = this.awareness.applyFromConnection(connectionId, entries);
-    if (result.changed.length > 0)
-      this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(result.changed) });
-    for (const owner of result.rewrite) {
-      const info = this.connections.get(owner);
-      if (info)
-        this.emit({ kind: "attach", connectionId: owner, attachment: this.attachmentOf(info) });
+    if (result.relay.length > 0) {
+      // Two destination kinds, each encoded once: the others get relay clocks, the sender its own.
+      this.emit({
+        kind: "broadcast",
+        frame: OutgoingMessage.awareness(result.relay),
+        except: connectionId,
+      });
+      this.emit({ kind: "send", connectionId, frame: OutgoingMessage.awareness(result.echo) });
     }
+    const info = this.connections.get(connectionId);
+    if (result.ownedChanged && info)
+      this.emit({ kind: "attach", connectionId, attachment: this.attachmentOf(info) });
   }
 
   answerQueryAwareness(connectionId: ConnectionId): void {
     this.emit({
       kind: "send",
       connectionId,
-      frame: OutgoingMessage.awareness(this.awareness.presentEntries()),
+      frame: OutgoingMessage.awareness(this.awareness.snapshotForResync()),
     });
   }
 
-  /** The whole document, or only what a holder of `stateVector` lacks. Throws a RangeError for a bad vector. */
+  /** The whole document, or only what a holder of `stateVector` lacks. Throws a `ProtocolError` for a bad vector. */
   encodeDocument(stateVector?: Uint8Array): Uint8Array {
     return stateVector ? this.diffSince(stateVector) : Y.encodeStateAsUpdate(this.doc);
   }

@@ -51,8 +51,8 @@ export function decodeAwarenessUpdate(
       );
     }
     const json = decodeUtf8(jsonBytes, "awareness state");
-    checkState(clientId, json);
-    entries.push({ clientId, clock, json });
+    // One spelling of "removed" (" null" is valid JSON too), so the table can compare text.
+    entries.push({ clientId, clock, json: checkState(clientId, json) === null ? "null" : json });
   }
   reader.expectEnd("awareness entries");
   return entries;
@@ -63,7 +63,8 @@ export function parseAwarenessState(json: string): AwarenessState | null {
   return JSON.parse(json) as AwarenessState | null;
 }
 
-function checkState(clientId: number, json: string): void {
+/** Returns the parsed state, or throws unless it is a JSON object or null. */
+function checkState(clientId: number, json: string): unknown {
   let value: unknown;
   try {
     value = JSON.parse(json);
@@ -73,6 +74,7 @@ function checkState(clientId: number, json: string): void {
   if (value !== null && (typeof value !== "object" || Array.isArray(value))) {
     throw malformed(`awareness state of client ${clientId} must be a JSON object or null`);
   }
+  return value;
 }
 
 /** Writes entries as an awareness update payload (y-protocols/awareness layout). */

@@ -18,11 +18,12 @@ export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
 
 const MAX_REASON_BYTES = 123;
 
-/** Trims a close reason to the 123-byte limit of a close frame, on a character boundary. */
+/** Trims a close reason to the 123-byte limit of a close frame, never splitting a character. */
 export function closeReason(text: string): string {
   const encoder = new TextEncoder();
   if (encoder.encode(text).byteLength <= MAX_REASON_BYTES) return text;
-  let cut = text;
-  while (encoder.encode(`${cut}…`).byteLength > MAX_REASON_BYTES) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  const chars = Array.from(text); // code points, so an emoji is never cut in half
+  while (chars.length > 0 && encoder.encode(`${chars.join("")}…`).byteLength > MAX_REASON_BYTES)
+    chars.pop();
+  return `${chars.join("")}…`;
 }

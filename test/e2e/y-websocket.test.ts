@@ -11,7 +11,9 @@ import { type DevServer, startWranglerDev } from "../support/wrangler-dev";
  * providers in one process sync through a BroadcastChannel and a test could pass without the
  * server.
  */
-type PolyfillOption = NonNullable<NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>["WebSocketPolyfill"]>;
+type PolyfillOption = NonNullable<
+  NonNullable<ConstructorParameters<typeof WebsocketProvider>[3]>["WebSocketPolyfill"]
+>;
 
 let server: DevServer;
 const providers: WebsocketProvider[] = [];
@@ -97,6 +99,33 @@ describe("stock y-websocket clients against wrangler dev", () => {
       "the leaver to disappear",
     );
     expect(elapsed).toBeLessThanOrEqual(1000);
+  });
+
+  it("shows a reconnecting client to the others at once, and the others to it (y-websocket#122)", async () => {
+    const [a, b] = [client("e2e-reconnect"), client("e2e-reconnect")];
+    await until(synced(a, b), 10_000, "sync");
+    a.provider.awareness.setLocalStateField("user", { name: "a" });
+    b.provider.awareness.setLocalStateField("user", { name: "b" });
+    await until(
+      () =>
+        a.provider.awareness.getStates().size === 2 && b.provider.awareness.getStates().size === 2,
+      5000,
+      "awareness",
+    );
+    a.provider.disconnect();
+    await until(() => !b.provider.awareness.getStates().has(a.doc.clientID), 2000, "a's removal");
+    a.provider.connect();
+    // Without the server's clock bumps both would wait for the next 15 s renewal.
+    await until(
+      () => b.provider.awareness.getStates().has(a.doc.clientID),
+      2000,
+      "b to see a again",
+    );
+    await until(
+      () => a.provider.awareness.getStates().has(b.doc.clientID),
+      2000,
+      "a to see b again",
+    );
   });
 
   it("keeps two rooms isolated", async () => {
