@@ -28,6 +28,11 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly rooms: RoomCache<RoomReplica>;
   /** Sockets by room and connection: rebuilt from `getWebSockets(room)` when a room loads after a wake-up. */
   private readonly sockets = new Map<string, Map<ConnectionId, WebSocket>>();
+  /** Each socket's room and connection, so a frame does not deserialize the attachment; empty after a wake-up. */
+  private readonly identities = new WeakMap<
+    WebSocket,
+    { room: string; connectionId: ConnectionId }
+  >();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -54,6 +59,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     this.ctx.acceptWebSocket(server, [name]);
     const connectionId = crypto.randomUUID();
     this.socketsOf(name).set(connectionId, server);
+    this.identities.set(server, { room: name, connectionId });
     this.run(room, room.connect({ connectionId, region, joinedAt: Date.now() }));
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -122,6 +128,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       if (!attachment) continue;
       room.restore(attachment);
       sockets.set(attachment.connectionId, ws);
+      this.identities.set(ws, { room: name, connectionId: attachment.connectionId });
     }
     this.evictIdleRooms(); // before inserting, so the room being opened is never the one unloaded
     this.rooms.set(name, room);
@@ -129,6 +136,8 @@ export class ShardDurableObject extends DurableObject<Env> {
   }
 
   private locate(ws: WebSocket): { room: RoomReplica; connectionId: ConnectionId } | undefined {
+    const known = this.identities.get(ws);
+    if (known) return { room: this.room(known.room), connectionId: known.connectionId };
     const attachment = readAttachment(ws);
     if (!attachment) {
       this.closeSocket(ws, CloseCode.InternalError, "connection state lost; reconnect");

@@ -30,6 +30,15 @@ export const NULL_STATE_JSON = "null";
 const CHANGE_STEP = 2;
 
 /**
+ * Relay clocks of one load of a room live in `[incarnation × SPAN, (incarnation + 1) × SPAN)`.
+ * Each load of the room from storage has a higher incarnation, so a table rebuilt from nothing
+ * (hibernation dropped the released entries, a restart dropped everything) relays every claim
+ * above any clock an earlier load relayed, without having stored them. 2^28 leaves room for
+ * 134 million changes of one entry per load, and 2^25 loads of a room within 2^53.
+ */
+export const INCARNATION_CLOCK_SPAN = 2 ** 28;
+
+/**
  * The awareness states of one room, with ownership and the clock rules of the y-websocket
  * protocol. Pure: no timers (unlike y-protocols' `Awareness`, which starts an interval).
  *
@@ -56,7 +65,15 @@ export class AwarenessTable {
   private readonly records = new Map<number, AwarenessRecord>();
   private readonly owned = new Map<ConnectionId, Set<number>>();
 
-  constructor(private readonly maxClientIdsPerConnection: number) {}
+  /** Relay clocks of this table start here: above every clock an earlier load of the room relayed. */
+  private readonly clockFloor: number;
+
+  constructor(
+    private readonly maxClientIdsPerConnection: number,
+    incarnation = 0,
+  ) {
+    this.clockFloor = incarnation * INCARNATION_CLOCK_SPAN;
+  }
 
   /** Applies entries sent by a local connection. */
   applyFromConnection(connection: ConnectionId, entries: readonly AwarenessEntry[]): ApplyResult {
@@ -72,10 +89,7 @@ export class AwarenessTable {
       ) {
         this.claim(connection, entry, record, result);
       } else {
-        // Not ours: apply nothing. For a released clientID, remember the clock (so a later claim
-        // relays above it); a live owner's clock is only ever moved by its owner.
-        if (record?.owner === null && entry.clock > record.clock) record.clock = entry.clock;
-        result.dropped++;
+        result.dropped++; // not ours: apply nothing, and never move its clock
       }
     }
     return result;
@@ -136,10 +150,17 @@ export class AwarenessTable {
    * Every present state for one connection that may hold stale clocks (a new connection, or a
    * queryAwareness), each at `relay clock + 1`: a stock client that reconnects still holds the
    * clocks of the peers it dropped on disconnect and ignores an equal one, so it would not see
-   * them until their next 15 s renewal.
+   * them until their next 15 s renewal. The asker's own entries are left out: it knows them,
+   * and at a relay clock above its own it would adopt them over its newer local state.
    */
-  snapshotForResync(): AwarenessEntry[] {
-    return this.presentEntries().map((entry) => ({ ...entry, clock: entry.clock + 1 }));
+  snapshotForResync(asker: ConnectionId): AwarenessEntry[] {
+    const entries: AwarenessEntry[] = [];
+    for (const [clientId, record] of this.records) {
+      if (record.json !== NULL_STATE_JSON && record.owner !== asker) {
+        entries.push({ clientId, clock: record.clock + 1, json: record.json });
+      }
+    }
+    return entries;
   }
 
   /** Every present (non-null) state, with relay clocks. */
@@ -171,7 +192,7 @@ export class AwarenessTable {
     if (entry.clock <= record.ownerClock && entry.json === record.json) return; // a duplicate
     // Frames over one socket arrive in order, so the owner's latest frame is its latest intent.
     record.ownerClock = entry.clock;
-    record.clock = Math.max(record.clock + CHANGE_STEP, entry.clock);
+    record.clock += CHANGE_STEP;
     record.json = entry.json;
     this.changed(record, entry, result);
   }
@@ -182,9 +203,9 @@ export class AwarenessTable {
     previous: AwarenessRecord | undefined,
     result: ApplyResult,
   ): void {
-    // Others may hold this clientID's previous relay clock (+ 1 after a snapshot), or, after a
-    // shard restart that lost the table, the clock the client itself sent before: start above both.
-    const clock = Math.max(entry.clock + 1, previous ? previous.clock + CHANGE_STEP : 0);
+    // Others may hold this clientID's previous relay clock (+ 1 after a snapshot or a removal);
+    // if this load of the room never saw it, it was relayed by an earlier load, below the floor.
+    const clock = Math.max(this.clockFloor, previous?.clock ?? 0) + CHANGE_STEP;
     const record: AwarenessRecord = {
       clock,
       ownerClock: entry.clock,

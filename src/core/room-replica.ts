@@ -71,7 +71,11 @@ export class RoomReplica implements MessageTarget {
     storage: RoomStorage,
     private readonly limits: RoomLimits,
   ) {
-    this.awareness = new AwarenessTable(limits.maxClientIdsPerConnection);
+    // A new incarnation per load: relay clocks start above every earlier load's (awareness-table.ts).
+    this.awareness = new AwarenessTable(
+      limits.maxClientIdsPerConnection,
+      storage.nextIncarnation(name),
+    );
     this.persistence = new RoomPersistence(name, storage, limits);
     this.doc.on("update", (update: Uint8Array, origin: unknown) =>
       this.onDocumentUpdate(update, origin),
@@ -102,7 +106,7 @@ export class RoomReplica implements MessageTarget {
       connectionId: info.connectionId,
       frame: OutgoingMessage.syncStep1(Y.encodeStateVector(this.doc)),
     });
-    const present = this.awareness.snapshotForResync();
+    const present = this.awareness.snapshotForResync(info.connectionId);
     if (present.length > 0) {
       this.emit({
         kind: "send",
@@ -127,8 +131,8 @@ export class RoomReplica implements MessageTarget {
 
   /**
    * One binary frame from a connection. A bad frame closes that connection and changes nothing
-   * else. Any other failure (storage, say) fails the whole room: its clients reconnect and
-   * resync from what is stored, and re-send what it lacks, so nothing is lost.
+   * else. A storage failure fails the whole room: its clients reconnect and resync from what
+   * is stored, and re-send what it lacks, so nothing is lost.
    */
   receive(connectionId: ConnectionId, frame: Uint8Array): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
@@ -136,11 +140,16 @@ export class RoomReplica implements MessageTarget {
       receiveMessage(this, connectionId, decodeIncomingMessage(frame, this.limits));
     } catch (error) {
       if (!(error instanceof ProtocolError)) {
-        console.error(`room ${this.name}: failed while applying a frame`, error);
+        // A storage failure, or a bug: memory may no longer match storage, so the room restarts.
+        console.error(
+          `room ${this.name}: failed while handling a frame`,
+          error instanceof StorageFailure ? error.cause : error,
+        );
         this.effects = [{ kind: "fail-room", reason: "internal error; reconnect to resync" }];
         return this.flush();
       }
-      this.effects = [{ kind: "close", connectionId, code: error.code, reason: error.reason }];
+      // Effects already emitted stand: they describe changes that were applied and stored.
+      this.emit({ kind: "close", connectionId, code: error.code, reason: error.reason });
       this.removeConnection(connectionId);
     }
     return this.flush();
@@ -160,7 +169,17 @@ export class RoomReplica implements MessageTarget {
   applyClientUpdate(connectionId: ConnectionId, update: Uint8Array): void {
     assertWellFormedUpdate(update);
     const origin: ChangeOrigin = { kind: "connection", connectionId };
-    Y.applyUpdate(this.doc, update, origin);
+    try {
+      Y.applyUpdate(this.doc, update, origin);
+    } catch (error) {
+      if (error instanceof StorageFailure) throw error;
+      // Well-formed but impossible to integrate: what Yjs applied before it threw was already
+      // stored and broadcast by the update handler, so the document stays consistent.
+      throw new ProtocolError(
+        CloseCode.InvalidPayload,
+        "malformed frame: Yjs could not integrate the update",
+      );
+    }
   }
 
   applyClientAwareness(connectionId: ConnectionId, entries: readonly AwarenessEntry[]): void {
@@ -183,7 +202,7 @@ export class RoomReplica implements MessageTarget {
     this.emit({
       kind: "send",
       connectionId,
-      frame: OutgoingMessage.awareness(this.awareness.snapshotForResync()),
+      frame: OutgoingMessage.awareness(this.awareness.snapshotForResync(connectionId)),
     });
   }
 
@@ -224,7 +243,11 @@ export class RoomReplica implements MessageTarget {
 
   private onDocumentUpdate(update: Uint8Array, origin: unknown): void {
     if (isChangeOrigin(origin) && origin.kind === "storage") return;
-    this.persistence.append(update, this.doc);
+    try {
+      this.persistence.append(update, this.doc);
+    } catch (cause) {
+      throw new StorageFailure(cause);
+    }
     this.emit({ kind: "broadcast", frame: OutgoingMessage.syncUpdate(update) });
   }
 
@@ -270,5 +293,14 @@ function assertWellFormedUpdate(update: Uint8Array): void {
     Y.decodeUpdate(update);
   } catch {
     throw new ProtocolError(CloseCode.InvalidPayload, "malformed frame: invalid Yjs update");
+  }
+}
+
+/** A write to storage failed: the room's memory may now hold what its storage does not. */
+class StorageFailure extends Error {
+  override readonly name = "StorageFailure";
+
+  constructor(override readonly cause: unknown) {
+    super("storage write failed");
   }
 }

@@ -97,6 +97,33 @@ describe("presence", () => {
     c.close();
   });
 
+  it("relays a returning client above the removal its peers hold, after hibernation lost the entry", async () => {
+    const room = "presence-return";
+    const a = await TestClient.connect(room);
+    const b = await TestClient.connect(room);
+    const alice = a.doc.clientID;
+    a.setAwareness({ name: "alice" }, 1);
+    await eventually(() => b.awareness.get(alice)?.state !== undefined, 2000, "alice's state");
+    a.close();
+    await eventually(() => b.awareness.get(alice)?.state === null, 2000, "alice's removal");
+    const removalClock = b.awareness.get(alice)?.clock ?? Number.POSITIVE_INFINITY;
+
+    await evictDurableObject(stubOf(room)); // b's socket hibernates; alice's released entry is forgotten
+
+    // Alice comes back with the clock she had (a stock client keeps its own clock).
+    const back = await TestClient.connect(room);
+    back.setAwareness({ name: "alice again" }, 1, alice);
+    await eventually(
+      () => (b.awareness.get(alice)?.state as { name?: string } | null)?.name === "alice again",
+      2000,
+      "alice's return",
+    );
+    // A stock client accepts only a clock above the one it holds.
+    expect(b.awareness.get(alice)?.clock).toBeGreaterThan(removalClock);
+    b.close();
+    back.close();
+  });
+
   it("answers queryAwareness with every present state", async () => {
     const a = await TestClient.connect("presence-query");
     a.setAwareness({ cursor: 4 }, 1);
