@@ -40,7 +40,7 @@ function awarenessCase(clients: number, messages: number): Case {
   return {
     label: `awareness, ${clients} connections`,
     halo() {
-      const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits);
+      const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits, Date.now());
       for (let i = 0; i < clients; i++)
         room.connect({ connectionId: `c${i}`, region: "wnam", joinedAt: 0 });
       const start = performance.now();
@@ -99,7 +99,7 @@ function documentCase(messages: number): Case {
   return {
     label: "document updates (in-memory storage)",
     halo() {
-      const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits);
+      const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits, Date.now());
       room.connect({ connectionId: "c0", region: "wnam", joinedAt: 0 });
       const start = performance.now();
       for (const frame of frames) room.receive("c0", frame);

@@ -121,7 +121,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   private room(name: string): RoomReplica {
     const cached = this.rooms.get(name);
     if (cached) return cached;
-    const room = RoomReplica.open(name, this.storage, this.config.limits);
+    const room = RoomReplica.open(name, this.storage, this.config.limits, Date.now());
     const sockets = this.socketsOf(name);
     for (const ws of this.ctx.getWebSockets(name)) {
       const attachment = readAttachment(ws);

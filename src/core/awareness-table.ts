@@ -30,13 +30,13 @@ export const NULL_STATE_JSON = "null";
 const CHANGE_STEP = 2;
 
 /**
- * Relay clocks of one load of a room live in `[incarnation × SPAN, (incarnation + 1) × SPAN)`.
- * Each load of the room from storage has a higher incarnation, so a table rebuilt from nothing
- * (hibernation dropped the released entries, a restart dropped everything) relays every claim
- * above any clock an earlier load relayed, without having stored them. 2^28 leaves room for
- * 134 million changes of one entry per load, and 2^25 loads of a room within 2^53.
+ * A table loaded at second `t` (Unix time) relays clocks from `t × 2^16` up. A table rebuilt
+ * from nothing (hibernation dropped the released entries; a restart, a move to another shard
+ * or region dropped everything) therefore relays every claim above any clock an earlier load
+ * relayed, without having stored it, as long as no entry changed more than 2^15 times a second
+ * on average (each change moves a clock by 2). 2^16 a second stays below 2^53 until 2242.
  */
-export const INCARNATION_CLOCK_SPAN = 2 ** 28;
+export const CLOCK_SPAN_PER_SECOND = 2 ** 16;
 
 /**
  * The awareness states of one room, with ownership and the clock rules of the y-websocket
@@ -68,11 +68,12 @@ export class AwarenessTable {
   /** Relay clocks of this table start here: above every clock an earlier load of the room relayed. */
   private readonly clockFloor: number;
 
+  /** `loadedAtSeconds`: when the room was loaded, in whole seconds of Unix time (time is passed in). */
   constructor(
     private readonly maxClientIdsPerConnection: number,
-    incarnation = 0,
+    loadedAtSeconds = 0,
   ) {
-    this.clockFloor = incarnation * INCARNATION_CLOCK_SPAN;
+    this.clockFloor = loadedAtSeconds * CLOCK_SPAN_PER_SECOND;
   }
 
   /** Applies entries sent by a local connection. */

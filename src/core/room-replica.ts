@@ -70,21 +70,19 @@ export class RoomReplica implements MessageTarget {
     readonly name: string,
     storage: RoomStorage,
     private readonly limits: RoomLimits,
+    nowMs: number,
   ) {
-    // A new incarnation per load: relay clocks start above every earlier load's (awareness-table.ts).
-    this.awareness = new AwarenessTable(
-      limits.maxClientIdsPerConnection,
-      storage.nextIncarnation(name),
-    );
+    // Relay clocks start above every earlier load's (awareness-table.ts).
+    this.awareness = new AwarenessTable(limits.maxClientIdsPerConnection, Math.floor(nowMs / 1000));
     this.persistence = new RoomPersistence(name, storage, limits);
     this.doc.on("update", (update: Uint8Array, origin: unknown) =>
       this.onDocumentUpdate(update, origin),
     );
   }
 
-  /** Loads the room's document from storage. */
-  static open(name: string, storage: RoomStorage, limits: RoomLimits): RoomReplica {
-    const room = new RoomReplica(name, storage, limits);
+  /** Loads the room's document from storage; `nowMs` is the current time (Unix ms). */
+  static open(name: string, storage: RoomStorage, limits: RoomLimits, nowMs: number): RoomReplica {
+    const room = new RoomReplica(name, storage, limits, nowMs);
     room.persistence.loadInto(room.doc);
     return room;
   }

@@ -3,7 +3,6 @@ import type { RoomStorage, StoredRoom } from "./room-storage";
 /** `RoomStorage` in memory: for pure-core tests and the simulator, where a "restart" keeps this object. */
 export class MemoryRoomStorage implements RoomStorage {
   private readonly rooms = new Map<string, StoredRoom>();
-  private readonly incarnations = new Map<string, number>();
   /** Counts writes, so tests can see compaction happen. */
   writes = 0;
 
@@ -24,11 +23,5 @@ export class MemoryRoomStorage implements RoomStorage {
   replaceWithSnapshot(room: string, snapshot: Uint8Array): void {
     this.writes++;
     this.rooms.set(room, { snapshot: snapshot.slice(), log: [] });
-  }
-
-  nextIncarnation(room: string): number {
-    const next = (this.incarnations.get(room) ?? 0) + 1;
-    this.incarnations.set(room, next);
-    return next;
   }
 }

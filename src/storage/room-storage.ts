@@ -16,6 +16,4 @@ export interface RoomStorage {
   append(room: string, update: Uint8Array): void;
   /** Atomically replaces the room's snapshot and empties its log. */
   replaceWithSnapshot(room: string, snapshot: Uint8Array): void;
-  /** Counts one more load of the room into memory and returns the new count, starting at 1. */
-  nextIncarnation(room: string): number;
 }

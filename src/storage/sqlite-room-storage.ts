@@ -12,9 +12,6 @@ const SCHEMA = `
     room TEXT NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (room, part)
   ) WITHOUT ROWID;
-  CREATE TABLE IF NOT EXISTS room_meta (
-    room TEXT NOT NULL PRIMARY KEY, incarnation INTEGER NOT NULL
-  ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS room_log (
     room TEXT NOT NULL, seq INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (room, seq, part)
@@ -105,17 +102,6 @@ export class SqliteRoomStorage implements RoomStorage {
       });
       sql.exec("DELETE FROM room_log WHERE room = ?", room);
     });
-  }
-
-  nextIncarnation(room: string): number {
-    return this.host.sql
-      .exec<{ incarnation: number }>(
-        `INSERT INTO room_meta (room, incarnation) VALUES (?, 1)
-         ON CONFLICT (room) DO UPDATE SET incarnation = incarnation + 1
-         RETURNING incarnation`,
-        room,
-      )
-      .one().incarnation;
   }
 
   /** Row counts per table for one room (diagnostics and tests). */
