@@ -183,9 +183,11 @@ interface Client {
   pendingUpdate: Uint8Array | null;
   /** Bit (seq * clientsPerRoom + receiverIndex) set once that receiver saw it. */
   seen: Uint8Array;
-  /** Last JSON state parsed for this sender; every receiver in the room shares it. */
-  memoSeq: number;
+  /** Last JSON state parsed for this sender (keyed by the clock it arrived with); every receiver in the room shares it. */
+  memoClock: number;
   memoT: number;
+  /** The sender's own sequence number from that state: a server may relay its own clocks. */
+  memoN: number;
 }
 
 /** Mutable counters shared by all clients of one run. */
@@ -324,15 +326,25 @@ function handleAwareness(
       continue;
     }
     // Every receiver decodes the same state; parse the JSON once per message.
-    if (sender.memoSeq !== clock) {
-      sender.memoSeq = clock;
+    if (sender.memoClock !== clock) {
+      sender.memoClock = clock;
       sender.memoT = Number.NaN;
+      sender.memoN = Number.NaN;
       const offset = payload.byteOffset - frame.byteOffset + start;
       try {
         const state: unknown = JSON.parse(frame.toString("utf8", offset, offset + len));
-        if (typeof state === "object" && state !== null && "t" in state && "c" in state) {
-          const { t, c } = state;
-          if (typeof t === "number" && c === sender.index) sender.memoT = t;
+        if (
+          typeof state === "object" &&
+          state !== null &&
+          "t" in state &&
+          "c" in state &&
+          "n" in state
+        ) {
+          const { t, c, n } = state;
+          if (typeof t === "number" && typeof n === "number" && c === sender.index) {
+            sender.memoT = t;
+            sender.memoN = n;
+          }
         }
       } catch {
         // not one of our states
@@ -345,7 +357,7 @@ function handleAwareness(
     }
     noteFrameContent(counters, sender.memoT);
     if (sender === receiver) continue; // own echo
-    recordDelivery(counters, sender, clock, sender.memoT, receiver, now);
+    recordDelivery(counters, sender, sender.memoN, sender.memoT, receiver, now);
   }
 }
 
@@ -560,7 +572,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         text: null,
         pendingUpdate: null,
         seen: new Uint8Array(Math.ceil(((maxSeq + 1) * C) / 8)),
-        memoSeq: -1,
+        memoClock: -1,
+        memoN: Number.NaN,
         memoT: Number.NaN,
       };
       if (opts.kind === "doc") {
