@@ -30,13 +30,14 @@ export const NULL_STATE_JSON = "null";
 const CHANGE_STEP = 2;
 
 /**
- * A table loaded at second `t` (Unix time) relays clocks from `t × 2^16` up. A table rebuilt
+ * A table loaded at millisecond `t` (Unix time) relays clocks from `t × 64` up. A table rebuilt
  * from nothing (hibernation dropped the released entries; a restart, a move to another shard
  * or region dropped everything) therefore relays every claim above any clock an earlier load
- * relayed, without having stored it, as long as no entry changed more than 2^15 times a second
- * on average (each change moves a clock by 2). 2^16 a second stays below 2^53 until 2242.
+ * relayed, without having stored it, as long as no entry changed more than 32 times a
+ * millisecond on average (each change moves a clock by 2) and the room was not loaded twice in
+ * one millisecond. 64 a millisecond stays below 2^53 until the year 6429.
  */
-export const CLOCK_SPAN_PER_SECOND = 2 ** 16;
+export const CLOCK_STEPS_PER_MS = 2 ** 6;
 
 /**
  * The awareness states of one room, with ownership and the clock rules of the y-websocket
@@ -68,12 +69,12 @@ export class AwarenessTable {
   /** Relay clocks of this table start here: above every clock an earlier load of the room relayed. */
   private readonly clockFloor: number;
 
-  /** `loadedAtSeconds`: when the room was loaded, in whole seconds of Unix time (time is passed in). */
+  /** `loadedAtMs`: when the room was loaded, in Unix milliseconds (time is passed in). */
   constructor(
     private readonly maxClientIdsPerConnection: number,
-    loadedAtSeconds = 0,
+    loadedAtMs = 0,
   ) {
-    this.clockFloor = loadedAtSeconds * CLOCK_SPAN_PER_SECOND;
+    this.clockFloor = Math.floor(loadedAtMs) * CLOCK_STEPS_PER_MS;
   }
 
   /** Applies entries sent by a local connection. */

@@ -73,7 +73,7 @@ export class RoomReplica implements MessageTarget {
     nowMs: number,
   ) {
     // Relay clocks start above every earlier load's (awareness-table.ts).
-    this.awareness = new AwarenessTable(limits.maxClientIdsPerConnection, Math.floor(nowMs / 1000));
+    this.awareness = new AwarenessTable(limits.maxClientIdsPerConnection, nowMs);
     this.persistence = new RoomPersistence(name, storage, limits);
     this.doc.on("update", (update: Uint8Array, origin: unknown) =>
       this.onDocumentUpdate(update, origin),

@@ -3,7 +3,7 @@ import * as awarenessProtocol from "y-protocols/awareness";
 import {
   type ApplyResult,
   AwarenessTable,
-  CLOCK_SPAN_PER_SECOND,
+  CLOCK_STEPS_PER_MS,
   type ConnectionId,
   type OwnedEntry,
 } from "../../src/core/awareness-table";
@@ -47,7 +47,7 @@ function ownClock(c: StockClient): number {
 
 /*
  * The relay clock rules of awareness-table.ts. Relay clocks are the server's own: the owner's
- * clock never sets one. A table loaded at second t starts at its floor, t × CLOCK_SPAN_PER_SECOND.
+ * clock never sets one. A table loaded at millisecond t starts at its floor, t × CLOCK_STEPS_PER_MS.
  * A claim (first announce, or reclaim of a released clientID) is relayed at
  * `max(floor, previous relay clock) + 2`; an owner's accepted change at `relay clock + 2`; a
  * removal at `relay clock + 1`; a snapshot hands out `relay clock + 1`. Dropped entries move
@@ -57,17 +57,17 @@ function ownClock(c: StockClient): number {
 /** CHANGE_STEP: how far a claim or a change moves a relay clock. */
 const STEP = 2;
 
-/** The tables below are loaded at second 1 unless a test says otherwise. */
+/** The tables below are loaded at millisecond 1 unless a test says otherwise. */
 const LOADED_AT = 1;
 
-function floorOf(loadedAtSeconds: number): number {
-  return loadedAtSeconds * CLOCK_SPAN_PER_SECOND;
+function floorOf(loadedAtMs: number): number {
+  return loadedAtMs * CLOCK_STEPS_PER_MS;
 }
 
 const FLOOR = floorOf(LOADED_AT);
 
-function newTable(maxClientIdsPerConnection = 1, loadedAtSeconds = LOADED_AT): AwarenessTable {
-  return new AwarenessTable(maxClientIdsPerConnection, loadedAtSeconds);
+function newTable(maxClientIdsPerConnection = 1, loadedAtMs = LOADED_AT): AwarenessTable {
+  return new AwarenessTable(maxClientIdsPerConnection, loadedAtMs);
 }
 
 describe("AwarenessTable: ownership", () => {
@@ -90,16 +90,16 @@ describe("AwarenessTable: ownership", () => {
     expect(ahead.echo).toEqual([entry(10, 5 * FLOOR, { name: "A" })]);
   });
 
-  it("each load second has its own floor; without one a table starts at 0", () => {
-    expect(CLOCK_SPAN_PER_SECOND).toBe(2 ** 16);
+  it("each load millisecond has its own floor; without one a table starts at 0", () => {
+    expect(CLOCK_STEPS_PER_MS).toBe(2 ** 6);
     const claimAt = (table: AwarenessTable): number | undefined =>
       table.applyFromConnection("c1", [entry(10, 7, { name: "A" })]).relay[0]?.clock;
     expect(claimAt(new AwarenessTable(1))).toBe(0 + STEP);
     expect(claimAt(new AwarenessTable(1, 1))).toBe(floorOf(1) + STEP);
     expect(claimAt(new AwarenessTable(1, 5))).toBe(floorOf(5) + STEP);
-    // The last second whose floor leaves a whole span below 2^53.
-    const last = 2 ** 53 / CLOCK_SPAN_PER_SECOND - 1;
-    expect(claimAt(new AwarenessTable(1, last))).toBe(2 ** 53 - CLOCK_SPAN_PER_SECOND + STEP);
+    // The last millisecond whose floor leaves a whole span below 2^53.
+    const last = 2 ** 53 / CLOCK_STEPS_PER_MS - 1;
+    expect(claimAt(new AwarenessTable(1, last))).toBe(2 ** 53 - CLOCK_STEPS_PER_MS + STEP);
   });
 
   it("a null announce does not claim anything", () => {
@@ -392,7 +392,7 @@ describe("AwarenessTable: clocks", () => {
   // memory, so a table rebuilt from nothing does not know the removal clock the peers kept.
   // Relay clocks derived from the owner's clock (× 4) covered a client that changed after its
   // claim, but not one that claimed and left without changing: its removal was 3 above the
-  // rebuilt claim. Each later load has a higher floor (its load second), above every clock an
+  // rebuilt claim. Each later load has a higher floor (its load time), above every clock an
   // earlier load relayed, whatever the client did.
   it.each([
     ["right after its claim", [] as unknown[]],
@@ -621,7 +621,7 @@ describe("AwarenessTable: restore", () => {
       owned(gone(2, FLOOR + 2 * STEP), 6),
     ]);
 
-    // The shard wakes up: the room is loaded again, a second later.
+    // The shard wakes up: the room is loaded again, a millisecond later.
     const after = newTable(2, LOADED_AT + 1);
     for (const [id, entries] of attachments) after.restoreConnection(id, entries);
     for (const [id, entries] of attachments) expect(after.ownedBy(id)).toEqual(entries);
@@ -689,8 +689,8 @@ class AwarenessNet {
   dropped = 0;
 
   /** A room's first load by default, as `RoomReplica.open` makes it on fresh storage. */
-  constructor(maxClientIdsPerConnection = 1, loadedAtSeconds = LOADED_AT) {
-    this.table = new AwarenessTable(maxClientIdsPerConnection, loadedAtSeconds);
+  constructor(maxClientIdsPerConnection = 1, loadedAtMs = LOADED_AT) {
+    this.table = new AwarenessTable(maxClientIdsPerConnection, loadedAtMs);
   }
 
   /** The socket opens: the server sends its resync snapshot (as RoomReplica.connect), the client announces itself. */
@@ -971,7 +971,7 @@ describe("AwarenessTable with stock y-protocols clients", () => {
   // A known edge, documented rather than fixed: the connect snapshot is built for the new
   // connection, which owns nothing yet, so while the client's old socket is still open on the
   // server the snapshot includes the client's own entry, at relay clock + 1, above the client's
-  // own clock (relay clocks start at the load's floor, load second × 2^16, far above any
+  // own clock (relay clocks start at the load's floor, load millisecond × 64, far above any
   // client's own). The client adopts that stored copy over a change it made meanwhile, which
   // the server drops anyway (the old socket still owns the clientID). Once the old socket
   // closes, the client reclaims its entry with the stored copy: everyone shows the same state,

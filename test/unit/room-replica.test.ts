@@ -2,7 +2,7 @@ import * as encoding from "lib0/encoding";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as Y from "yjs";
-import { CLOCK_SPAN_PER_SECOND, type ConnectionId } from "../../src/core/awareness-table";
+import { CLOCK_STEPS_PER_MS, type ConnectionId } from "../../src/core/awareness-table";
 import {
   type ConnectionAttachment,
   connectionAttachmentSchema,
@@ -125,11 +125,12 @@ function awarenessEntriesOf(frame: Uint8Array): AwarenessEntry[] {
 
 /**
  * Where relay clocks of the n-th load of a room on one storage start: `open()` above loads the
- * n-th time at second n, and a table loaded at second t starts at t × CLOCK_SPAN_PER_SECOND. A claim is relayed at `max(floor, previous) + 2`, a
+ * n-th time at second n (n × 1000 ms), and a table loaded at millisecond t starts at
+ * t × CLOCK_STEPS_PER_MS. A claim is relayed at `max(floor, previous) + 2`, a
  * change at `relay clock + 2`, a removal at `relay clock + 1` (awareness-table.ts).
  */
 function floorOfLoad(n: number): number {
-  return n * CLOCK_SPAN_PER_SECOND;
+  return n * 1000 * CLOCK_STEPS_PER_MS;
 }
 
 /** A client's own awareness clock. */
@@ -1039,7 +1040,7 @@ describe("RoomReplica: storage", () => {
     expect(reopened.members()).toEqual([]);
   });
 
-  it("each load of a room relays claims above the floor of the second it was loaded in", () => {
+  it("each load of a room relays claims above the floor of the millisecond it was loaded in", () => {
     const storage = new MemoryRoomStorage();
     for (const seconds of [1, 2, 3]) {
       const room = new Harness(LIMITS, storage);
@@ -1058,7 +1059,9 @@ describe("RoomReplica: storage", () => {
       OutgoingMessage.awareness([{ clientId: 9, clock: 1, json: "{}" }]),
     );
     const relay = claim.find((effect) => effect.kind === "broadcast");
-    expect(relay && awarenessEntriesOf(relay.frame)[0]?.clock).toBe(42 * CLOCK_SPAN_PER_SECOND + 2);
+    expect(relay && awarenessEntriesOf(relay.frame)[0]?.clock).toBe(
+      42_999 * CLOCK_STEPS_PER_MS + 2,
+    );
   });
 
   it("loading from storage writes nothing back and broadcasts nothing", () => {

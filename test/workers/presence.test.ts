@@ -109,6 +109,8 @@ describe("presence", () => {
     const removalClock = b.awareness.get(alice)?.clock ?? Number.POSITIVE_INFINITY;
 
     await evictDurableObject(stubOf(room)); // b's socket hibernates; alice's released entry is forgotten
+    // A real wake-up comes seconds later; relay clocks only need the reload in a later millisecond.
+    await new Promise((resolve) => setTimeout(resolve, 5));
 
     // Alice comes back with the clock she had (a stock client keeps its own clock).
     const back = await TestClient.connect(room);
