@@ -69,12 +69,8 @@ export class ShardDurableObject extends DurableObject<Env> {
     if (!found) return;
     const { room, connectionId } = found;
     if (typeof message === "string") {
-      this.closeSocket(
-        ws,
-        CloseCode.UnsupportedData,
-        "text frames are not part of the protocol; send binary y-websocket messages",
-      );
-      this.run(room, room.disconnect(connectionId));
+      const reason = "text frames are not part of the protocol; send binary y-websocket messages";
+      this.run(room, room.reject(connectionId, CloseCode.UnsupportedData, reason));
       return;
     }
     this.run(room, room.receive(connectionId, new Uint8Array(message)));
@@ -90,7 +86,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     this.onSocketGone(ws);
   }
 
-  // RPC for the REST endpoints.
+  // RPC, for the REST endpoints and operators.
 
   /** Shard-level figures: how many rooms are loaded and how many sockets are open. */
   stats(): { loadedRooms: number; sockets: number } {

@@ -4,7 +4,7 @@ import {
   type AwarenessState,
   parseAwarenessState,
 } from "../protocol/awareness-codec";
-import { CloseCode } from "../protocol/close-codes";
+import { CloseCode, type CloseCodeValue } from "../protocol/close-codes";
 import { decodeIncomingMessage, type IncomingLimits } from "../protocol/incoming-message";
 import { OutgoingMessage } from "../protocol/outgoing-message";
 import { ProtocolError } from "../protocol/protocol-error";
@@ -150,6 +150,14 @@ export class RoomReplica implements MessageTarget {
       this.emit({ kind: "close", connectionId, code: error.code, reason: error.reason });
       this.removeConnection(connectionId);
     }
+    return this.flush();
+  }
+
+  /** Closes a connection for something the shell caught (a text frame): like a bad frame, only that connection goes. */
+  reject(connectionId: ConnectionId, code: CloseCodeValue, reason: string): RoomEffect[] {
+    if (!this.connections.has(connectionId)) return [];
+    this.emit({ kind: "close", connectionId, code, reason });
+    this.removeConnection(connectionId);
     return this.flush();
   }
 

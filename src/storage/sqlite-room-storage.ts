@@ -104,15 +104,6 @@ export class SqliteRoomStorage implements RoomStorage {
     });
   }
 
-  /** Row counts per table for one room (diagnostics and tests). */
-  rowCounts(room: string): { snapshotRows: number; logRows: number } {
-    const count = (table: string) =>
-      this.host.sql
-        .exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE room = ?`, room)
-        .one().n;
-    return { snapshotRows: count("room_snapshot"), logRows: count("room_log") };
-  }
-
   private readNextSeq(room: string): number {
     const row = this.host.sql
       .exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM room_log WHERE room = ?", room)

@@ -1396,3 +1396,29 @@ describe("RoomReplica: hibernation, queries", () => {
     expect(viewer.awareness.getStates().get(9)).toEqual({ name: "Ünïcødé 🎉" });
   });
 });
+
+describe("RoomReplica.reject", () => {
+  it("closes only that connection with the given code, removes its awareness, and ignores an unknown one", () => {
+    const replica = open();
+    replica.connect(info("a"));
+    replica.connect(info("b"));
+    replica.receive(
+      "a",
+      OutgoingMessage.awareness([{ clientId: 5, clock: 1, json: '{"name":"A"}' }]),
+    );
+    const effects = replica.reject("a", 1003, "text frames are not part of the protocol");
+    expect(effects[0]).toEqual({
+      kind: "close",
+      connectionId: "a",
+      code: 1003,
+      reason: "text frames are not part of the protocol",
+    });
+    const removal = effects[1];
+    if (removal?.kind !== "broadcast") throw new Error("expected the removal broadcast");
+    expect(awarenessEntriesOf(removal.frame)).toEqual([
+      expect.objectContaining({ clientId: 5, json: "null" }),
+    ]);
+    expect(replica.connectionCount).toBe(1);
+    expect(replica.reject("a", 1003, "again")).toEqual([]);
+  });
+});
