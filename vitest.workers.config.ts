@@ -13,11 +13,14 @@ export default defineConfig({
       miniflare: {
         // Small limits so compaction, row splitting and unloading happen within a test.
         bindings: {
+          // A test-only HS256 secret: test/workers/tokens.ts signs with it.
+          HALO_TOKEN_SECRET: "workers-test-secret-not-for-production",
           HALO_CONFIG: {
             environment: "development",
             allowRegionOverride: true,
             defaultRegion: "wnam",
             shards: { wnam: 4, weur: 4, apac: 2 },
+            auth: { anonymous: true },
             limits: {
               compactAfterUpdates: 20,
               compactAfterBytes: 65536,

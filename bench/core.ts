@@ -11,12 +11,18 @@ import * as encoding from "lib0/encoding";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
+import type { Right } from "../src/auth/capabilities";
 import { parseConfig } from "../src/config/config-schema";
 import { RoomReplica } from "../src/core/room-replica";
 import { OutgoingMessage } from "../src/protocol/outgoing-message";
 import { MemoryRoomStorage } from "../src/storage/memory-room-storage";
 
 const limits = parseConfig({ shards: { wnam: 1 } }).limits;
+const EVERYONE = {
+  userId: "bench",
+  rights: ["read", "write", "presence"] as Right[],
+  expiresAt: null,
+};
 const ROUNDS = 7;
 
 interface Case {
@@ -42,7 +48,7 @@ function awarenessCase(clients: number, messages: number): Case {
     halo() {
       const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits, Date.now());
       for (let i = 0; i < clients; i++)
-        room.connect({ connectionId: `c${i}`, region: "wnam", joinedAt: 0 });
+        room.connect({ connectionId: `c${i}`, region: "wnam", joinedAt: 0, identity: EVERYONE });
       const start = performance.now();
       for (let k = 0; k < messages; k++) room.receive(`c${k % clients}`, frames[k] as Uint8Array);
       return performance.now() - start;
@@ -100,7 +106,7 @@ function documentCase(messages: number): Case {
     label: "document updates (in-memory storage)",
     halo() {
       const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits, Date.now());
-      room.connect({ connectionId: "c0", region: "wnam", joinedAt: 0 });
+      room.connect({ connectionId: "c0", region: "wnam", joinedAt: 0, identity: EVERYONE });
       const start = performance.now();
       for (const frame of frames) room.receive("c0", frame);
       return performance.now() - start;

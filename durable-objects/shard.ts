@@ -46,6 +46,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     const parsed = shardUpgradeHeadersSchema.safeParse({
       room: request.headers.get(SHARD_HEADERS.room),
       region: request.headers.get(SHARD_HEADERS.region),
+      identity: request.headers.get(SHARD_HEADERS.identity),
     });
     if (!parsed.success) {
       return Response.json(
@@ -53,14 +54,15 @@ export class ShardDurableObject extends DurableObject<Env> {
         { status: 400 },
       );
     }
-    const { room: name, region } = parsed.data;
+    const { room: name, region, identity } = parsed.data;
     const room = this.room(name);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [name]);
     const connectionId = crypto.randomUUID();
     this.socketsOf(name).set(connectionId, server);
     this.identities.set(server, { room: name, connectionId });
-    this.run(room, room.connect({ connectionId, region, joinedAt: Date.now() }));
+    this.run(room, room.connect({ connectionId, region, joinedAt: Date.now(), identity }));
+    if (identity.expiresAt !== null) await this.expireNoLaterThan(identity.expiresAt);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -86,6 +88,24 @@ export class ShardDurableObject extends DurableObject<Env> {
     this.onSocketGone(ws);
   }
 
+  /** The alarm, the shard's only timer: closes connections whose token expired. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    let next: number | null = null;
+    const rooms = new Set<string>();
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = readAttachment(ws);
+      if (attachment?.identity.expiresAt != null) rooms.add(attachment.room);
+    }
+    for (const name of rooms) {
+      const room = this.room(name);
+      const { effects, nextExpiry } = room.expire(now);
+      this.run(room, effects);
+      if (nextExpiry !== null && (next === null || nextExpiry < next)) next = nextExpiry;
+    }
+    if (next !== null) await this.ctx.storage.setAlarm(next);
+  }
+
   // RPC, for the REST endpoints and operators.
 
   /** Shard-level figures: how many rooms are loaded and how many sockets are open. */
@@ -103,6 +123,11 @@ export class ShardDurableObject extends DurableObject<Env> {
 
   document(name: string, since: Uint8Array | null): Uint8Array {
     return this.room(name).encodeDocument(since ?? undefined);
+  }
+
+  private async expireNoLaterThan(expiresAt: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || expiresAt < current) await this.ctx.storage.setAlarm(expiresAt);
   }
 
   private onSocketGone(ws: WebSocket): void {

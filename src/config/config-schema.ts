@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { rightSchema } from "../auth/capabilities";
 import { type Region, regionSchema } from "./regions";
 
 const MiB = 1024 * 1024;
@@ -48,6 +49,28 @@ export const limitsSchema = z
 
 export type Limits = z.infer<typeof limitsSchema>;
 
+const jwkSchema = z.looseObject({ kty: z.enum(["EC", "RSA"]), kid: z.string().optional() });
+
+/** Who may connect, and how tokens are checked. The HS256 secret is a secret (`HALO_TOKEN_SECRET`), never configuration. */
+export const authSchema = z
+  .object({
+    /** Lets clients in without a token: development only. The userId comes from `?user=` or is generated. */
+    anonymous: z.boolean().default(false),
+    /** The rights of a connection without a token, when `anonymous` is on. */
+    anonymousRights: z.array(rightSchema).default(["read", "write", "presence"]),
+    /** Public keys for ES256 / RS256 tokens, inline so that nothing is fetched per request. */
+    jwks: z.object({ keys: z.array(jwkSchema).min(1) }).optional(),
+    /** When set, tokens must carry this `iss`. */
+    issuer: z.string().min(1).optional(),
+    /** When set, tokens must carry this `aud`. */
+    audience: z.string().min(1).optional(),
+    /** Clock skew allowed when checking `exp`, in seconds. */
+    clockToleranceSeconds: z.number().int().min(0).max(300).default(5),
+  })
+  .strict();
+
+export type AuthSettings = z.infer<typeof authSchema>;
+
 export const haloConfigSchema = z
   .object({
     /** `development` allows conveniences (region override); `production` forbids them. */
@@ -61,6 +84,7 @@ export const haloConfigSchema = z
     /** Lets a client choose its region with `?region=`; development only. */
     allowRegionOverride: z.boolean().default(false),
     limits: limitsSchema.default(limitsSchema.parse({})),
+    auth: authSchema.default(authSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -68,6 +92,13 @@ export const haloConfigSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["allowRegionOverride"],
+        message: "must be false when environment is production",
+      });
+    }
+    if (config.environment === "production" && config.auth.anonymous) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth", "anonymous"],
         message: "must be false when environment is production",
       });
     }
@@ -90,6 +121,7 @@ export interface HaloConfig {
   defaultRegion: Region;
   allowRegionOverride: boolean;
   limits: Limits;
+  auth: AuthSettings;
 }
 
 export class ConfigError extends Error {
@@ -120,6 +152,7 @@ export function parseConfig(raw: unknown): HaloConfig {
     defaultRegion: parsed.defaultRegion ?? (regions[0] as Region),
     allowRegionOverride: parsed.allowRegionOverride,
     limits: parsed.limits,
+    auth: parsed.auth,
   };
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { connectionIdentitySchema } from "../auth/authenticate";
 
 /**
  * What a shard remembers of one WebSocket across hibernation, serialised into the socket's
@@ -10,6 +11,7 @@ export const connectionAttachmentSchema = z.object({
   connectionId: z.string(),
   region: z.string(),
   joinedAt: z.number(),
+  identity: connectionIdentitySchema,
   /** The awareness entries this connection owns: relay clock, the owner's own clock, state. */
   clients: z.array(
     z.object({ clientId: z.number(), clock: z.number(), ownerClock: z.number(), json: z.string() }),

@@ -1,4 +1,6 @@
 import * as Y from "yjs";
+import { type ConnectionIdentity, hasRight } from "../auth/authenticate";
+import type { Right } from "../auth/capabilities";
 import {
   type AwarenessEntry,
   type AwarenessState,
@@ -27,6 +29,8 @@ export interface ConnectionInfo {
   connectionId: ConnectionId;
   region: string;
   joinedAt: number;
+  /** Who the Worker established the connection to be, and its rights in this room. */
+  identity: ConnectionIdentity;
 }
 
 /** What the shell must do after a call into the room. Frames are encoded once, here. */
@@ -41,6 +45,7 @@ export type RoomEffect =
 export interface Member {
   clientId: number;
   state: AwarenessState | null;
+  userId: string;
   connectionId: ConnectionId;
   region: string;
   joinedAt: number;
@@ -122,8 +127,8 @@ export class RoomReplica implements MessageTarget {
 
   /** A socket that survived hibernation: rebuild its presence from its attachment, send nothing. */
   restore(attachment: ConnectionAttachment): void {
-    const { connectionId, region, joinedAt } = attachment;
-    this.connections.set(connectionId, { connectionId, region, joinedAt });
+    const { connectionId, region, joinedAt, identity } = attachment;
+    this.connections.set(connectionId, { connectionId, region, joinedAt, identity });
     this.awareness.restoreConnection(connectionId, attachment.clients);
   }
 
@@ -147,6 +152,13 @@ export class RoomReplica implements MessageTarget {
         return this.flush();
       }
       // Effects already emitted stand: they describe changes that were applied and stored.
+      if (error instanceof PermissionDenied) {
+        this.emit({
+          kind: "send",
+          connectionId,
+          frame: OutgoingMessage.permissionDenied(error.reason),
+        });
+      }
       this.emit({ kind: "close", connectionId, code: error.code, reason: error.reason });
       this.removeConnection(connectionId);
     }
@@ -173,7 +185,14 @@ export class RoomReplica implements MessageTarget {
   }
 
   applyClientUpdate(connectionId: ConnectionId, update: Uint8Array): void {
-    assertWellFormedUpdate(update);
+    const canWrite = this.hasRight(connectionId, "write");
+    const decoded = decodeWholeUpdate(update);
+    if (!canWrite) {
+      // The stock client answers the server's step 1 with a step 2 even when it has nothing to
+      // add; only an update that carries content is refused.
+      if (decoded.structs.length === 0 && decoded.ds.clients.size === 0) return;
+      throw new PermissionDenied("this connection has no write right in the room");
+    }
     const origin: ChangeOrigin = { kind: "connection", connectionId };
     try {
       Y.applyUpdate(this.doc, update, origin);
@@ -189,6 +208,7 @@ export class RoomReplica implements MessageTarget {
   }
 
   applyClientAwareness(connectionId: ConnectionId, entries: readonly AwarenessEntry[]): void {
+    if (!this.hasRight(connectionId, "presence")) return; // dropped: a reader may still relay others' entries
     const result = this.awareness.applyFromConnection(connectionId, entries);
     if (result.relay.length > 0) {
       // Two destination kinds, each encoded once: the others get relay clocks, the sender its own.
@@ -225,6 +245,7 @@ export class RoomReplica implements MessageTarget {
         {
           clientId: entry.clientId,
           state: parseAwarenessState(entry.json),
+          userId: info.identity.userId,
           connectionId: info.connectionId,
           region: info.region,
           joinedAt: info.joinedAt,
@@ -255,6 +276,35 @@ export class RoomReplica implements MessageTarget {
       throw new StorageFailure(cause);
     }
     this.emit({ kind: "broadcast", frame: OutgoingMessage.syncUpdate(update) });
+  }
+
+  /**
+   * Closes every connection whose token expired by `nowMs`; the client can reconnect with a
+   * fresh token. Returns the effects and the next expiry still ahead (for the shard's alarm).
+   */
+  expire(nowMs: number): { effects: RoomEffect[]; nextExpiry: number | null } {
+    let nextExpiry: number | null = null;
+    for (const [connectionId, info] of this.connections) {
+      const expiresAt = info.identity.expiresAt;
+      if (expiresAt === null) continue;
+      if (expiresAt <= nowMs) {
+        this.emit({
+          kind: "close",
+          connectionId,
+          code: CloseCode.PolicyViolation,
+          reason: "token expired; reconnect with a fresh token",
+        });
+        this.removeConnection(connectionId);
+      } else if (nextExpiry === null || expiresAt < nextExpiry) {
+        nextExpiry = expiresAt;
+      }
+    }
+    return { effects: this.flush(), nextExpiry };
+  }
+
+  private hasRight(connectionId: ConnectionId, right: Right): boolean {
+    const info = this.connections.get(connectionId);
+    return info !== undefined && hasRight(info.identity, right);
   }
 
   private removeConnection(connectionId: ConnectionId): void {
@@ -294,11 +344,18 @@ export class RoomReplica implements MessageTarget {
  * Reads the whole update before it touches the document: `Y.applyUpdate` integrates structs
  * before it reads the delete set, so a frame that breaks late would leave a partial change.
  */
-function assertWellFormedUpdate(update: Uint8Array): void {
+function decodeWholeUpdate(update: Uint8Array): ReturnType<typeof Y.decodeUpdate> {
   try {
-    Y.decodeUpdate(update);
+    return Y.decodeUpdate(update);
   } catch {
     throw new ProtocolError(CloseCode.InvalidPayload, "malformed frame: invalid Yjs update");
+  }
+}
+
+/** A frame the connection's rights do not allow: answered with y-websocket's auth message, then a close. */
+export class PermissionDenied extends ProtocolError {
+  constructor(reason: string) {
+    super(CloseCode.PolicyViolation, `permission denied: ${reason}`);
   }
 }
 

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { connectionIdentitySchema } from "../auth/authenticate";
 import type { HaloConfig } from "../config/config-schema";
 import { type Region, regionSchema } from "../config/regions";
 import { nearestRegion, type RequestLocation } from "../routing/region-locator";
@@ -6,9 +7,27 @@ import { HttpError } from "./errors";
 import { roomNameSchema } from "./room-name";
 
 /** Headers the Worker sets on a request it forwards to a shard (the shard trusts nothing else). */
-export const SHARD_HEADERS = { room: "x-halo-room", region: "x-halo-region" } as const;
+export const SHARD_HEADERS = {
+  room: "x-halo-room",
+  region: "x-halo-region",
+  identity: "x-halo-identity",
+} as const;
 
-export const shardUpgradeHeadersSchema = z.object({ room: roomNameSchema, region: regionSchema });
+export const shardUpgradeHeadersSchema = z.object({
+  room: roomNameSchema,
+  region: regionSchema,
+  identity: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "identity is not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(connectionIdentitySchema),
+});
 
 /** Validates the `:room` path segment; a bad name is a 400 that names the field. */
 export function parseRoomName(raw: string | undefined): string {

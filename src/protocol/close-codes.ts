@@ -8,6 +8,8 @@ export const CloseCode = {
   UnsupportedData: 1003,
   /** A frame that does not decode: truncated varint, malformed Yjs update, bad awareness entry. */
   InvalidPayload: 1007,
+  /** A frame the connection's rights do not allow, or an expired token. */
+  PolicyViolation: 1008,
   /** A frame or awareness state over a configured limit. */
   MessageTooBig: 1009,
   /** The server failed while handling a valid frame. */

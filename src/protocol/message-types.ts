@@ -12,3 +12,8 @@ export const SyncMessageType = {
   Step2: 1,
   Update: 2,
 } as const;
+
+/** Sub-types of an auth message (y-protocols/auth). */
+export const AuthMessageType = {
+  PermissionDenied: 0,
+} as const;

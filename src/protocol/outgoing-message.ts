@@ -1,6 +1,6 @@
 import * as encoding from "lib0/encoding";
 import { type AwarenessEntry, writeAwarenessUpdate } from "./awareness-codec";
-import { MessageType, SyncMessageType } from "./message-types";
+import { AuthMessageType, MessageType, SyncMessageType } from "./message-types";
 
 /**
  * Builders for every frame the server sends. Each returns finished bytes, built once and
@@ -22,6 +22,14 @@ export const OutgoingMessage = {
     const encoder = encoding.createEncoder();
     encoding.writeVarUint(encoder, MessageType.Awareness);
     encoding.writeVarUint8Array(encoder, encoding.toUint8Array(inner));
+    return encoding.toUint8Array(encoder);
+  },
+  /** y-protocols/auth "permission denied": the stock provider logs the reason. */
+  permissionDenied(reason: string): Uint8Array {
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageType.Auth);
+    encoding.writeVarUint(encoder, AuthMessageType.PermissionDenied);
+    encoding.writeVarString(encoder, reason);
     return encoding.toUint8Array(encoder);
   },
 };

@@ -39,10 +39,15 @@ export function freshPersistDir(): string {
 
 /**
  * Starts `wrangler dev` on a free port with local storage in `persistDir`, and resolves once
- * `/healthz` answers. The same `persistDir` given again is a restart with persisted state.
+ * `/healthz` answers. The same `persistDir` given again is a restart with persisted state;
+ * `vars` become `--var KEY:VALUE` (how tests hand wrangler dev a secret).
  */
-export async function startWranglerDev(persistDir = freshPersistDir()): Promise<DevServer> {
+export async function startWranglerDev(
+  persistDir = freshPersistDir(),
+  vars: Record<string, string> = {},
+): Promise<DevServer> {
   const port = await freePort();
+  const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
   const child = spawn(
     join(PROJECT_ROOT, "node_modules/.bin/wrangler"),
     [
@@ -55,6 +60,7 @@ export async function startWranglerDev(persistDir = freshPersistDir()): Promise<
       persistDir,
       "--log-level",
       "warn",
+      ...varArgs,
     ],
     {
       cwd: PROJECT_ROOT,

@@ -89,9 +89,26 @@ describe("parseRoomName", () => {
   });
 
   it("shard upgrade headers are validated with the same room rule and the region enum", () => {
-    expect(shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur" }).success).toBe(true);
-    expect(shardUpgradeHeadersSchema.safeParse({ room: "..", region: "weur" }).success).toBe(false);
-    expect(shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "mars" }).success).toBe(false);
+    const identity = JSON.stringify({ userId: "u", rights: ["read"], expiresAt: null });
+    expect(
+      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", identity }).success,
+    ).toBe(true);
+    expect(
+      shardUpgradeHeadersSchema.safeParse({ room: "..", region: "weur", identity }).success,
+    ).toBe(false);
+    expect(
+      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "mars", identity }).success,
+    ).toBe(false);
+    expect(shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur" }).success).toBe(false);
+    expect(
+      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", identity: "{nope" })
+        .success,
+    ).toBe(false);
+    const noRights = JSON.stringify({ userId: "u", expiresAt: null });
+    expect(
+      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", identity: noRights })
+        .success,
+    ).toBe(false);
   });
 });
 

@@ -2,6 +2,7 @@ import * as encoding from "lib0/encoding";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as Y from "yjs";
+import type { ConnectionIdentity } from "../../src/auth/authenticate";
 import { CLOCK_STEPS_PER_MS, type ConnectionId } from "../../src/core/awareness-table";
 import {
   type ConnectionAttachment,
@@ -64,8 +65,19 @@ function stockClient(state: Record<string, unknown> | null = {}, clientId?: numb
   return client;
 }
 
-function info(connectionId: ConnectionId, joinedAt = 1000) {
-  return { connectionId, region: "weur", joinedAt };
+/** Every right, no expiry: what an anonymous development connection gets. */
+const EVERYONE: ConnectionIdentity = {
+  userId: "user-1",
+  rights: ["read", "write", "presence"],
+  expiresAt: null,
+};
+
+function info(
+  connectionId: ConnectionId,
+  joinedAt = 1000,
+  identity: ConnectionIdentity = EVERYONE,
+) {
+  return { connectionId, region: "weur", joinedAt, identity };
 }
 
 /** The single update frame a client's local edit produces. */
@@ -269,6 +281,7 @@ describe("RoomReplica: connect", () => {
       connectionId: "c1",
       region: "weur",
       joinedAt: 1234,
+      identity: EVERYONE,
       clients: [],
     });
     expect(replica.connectionCount).toBe(1);
@@ -1052,7 +1065,12 @@ describe("RoomReplica: storage", () => {
     // The floor comes from the time passed in, not from the storage: any room, any storage.
     const elsewhere = RoomReplica.open("team:doc-2", new MemoryRoomStorage(), LIMITS, 42_999);
     toDestroy.push(elsewhere);
-    const effects = elsewhere.connect({ connectionId: "x", region: "wnam", joinedAt: 0 });
+    const effects = elsewhere.connect({
+      connectionId: "x",
+      region: "wnam",
+      joinedAt: 0,
+      identity: EVERYONE,
+    });
     expect(effects.map((effect) => effect.kind)).toEqual(["send", "attach"]);
     const claim = elsewhere.receive(
       "x",
@@ -1346,11 +1364,19 @@ describe("RoomReplica: hibernation, queries", () => {
       {
         clientId: 1,
         state: { name: "Alice", color: "#f00" },
+        userId: EVERYONE.userId,
         connectionId: "a",
         region: "weur",
         joinedAt: 111,
       },
-      { clientId: 2, state: { name: "Bob" }, connectionId: "b", region: "weur", joinedAt: 222 },
+      {
+        clientId: 2,
+        state: { name: "Bob" },
+        userId: EVERYONE.userId,
+        connectionId: "b",
+        region: "weur",
+        joinedAt: 222,
+      },
     ]);
     const summary = room.replica.summary();
     expect(summary.connections).toBe(4);
@@ -1420,5 +1446,82 @@ describe("RoomReplica.reject", () => {
     ]);
     expect(replica.connectionCount).toBe(1);
     expect(replica.reject("a", 1003, "again")).toEqual([]);
+  });
+});
+
+describe("RoomReplica rights", () => {
+  const READER: ConnectionIdentity = { userId: "reader", rights: ["read"], expiresAt: null };
+
+  it("refuses an update from a connection without write: auth message, then 1008, nothing applied", () => {
+    const replica = open();
+    replica.connect(info("w"));
+    replica.connect(info("r", 1000, READER));
+    const source = new Y.Doc();
+    let update: Uint8Array = new Uint8Array();
+    source.on("update", (u: Uint8Array) => {
+      update = u;
+    });
+    source.getText("t").insert(0, "not allowed");
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, 0);
+    encoding.writeVarUint(encoder, 2);
+    encoding.writeVarUint8Array(encoder, update);
+    const before = replica.encodeDocument();
+    const effects = replica.receive("r", encoding.toUint8Array(encoder));
+    expect(effects.map((e) => e.kind)).toEqual(["send", "close"]);
+    const [denial, close] = effects;
+    if (denial?.kind !== "send" || close?.kind !== "close") throw new Error("unexpected effects");
+    expect(Array.from(denial.frame.subarray(0, 2))).toEqual([2, 0]); // auth, permission denied
+    expect(close).toMatchObject({
+      connectionId: "r",
+      code: 1008,
+      reason: expect.stringMatching(/^permission denied/),
+    });
+    expect(replica.encodeDocument()).toEqual(before);
+    expect(replica.connectionCount).toBe(1);
+  });
+
+  it("accepts an empty step 2 from a reader: the stock client always answers step 1", () => {
+    const replica = open();
+    replica.connect(info("r", 1000, READER));
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, 0);
+    encoding.writeVarUint(encoder, 1);
+    encoding.writeVarUint8Array(encoder, Y.encodeStateAsUpdate(new Y.Doc()));
+    expect(replica.receive("r", encoding.toUint8Array(encoder))).toEqual([]);
+    expect(replica.connectionCount).toBe(1);
+  });
+
+  it("drops awareness from a connection without presence, without closing it", () => {
+    const replica = open();
+    replica.connect(info("r", 1000, READER));
+    const effects = replica.receive(
+      "r",
+      OutgoingMessage.awareness([{ clientId: 3, clock: 1, json: '{"x":1}' }]),
+    );
+    expect(effects).toEqual([]);
+    expect(replica.members()).toEqual([]);
+    expect(replica.connectionCount).toBe(1);
+  });
+
+  it("expire() closes connections whose token has expired and reports the next expiry", () => {
+    const replica = open();
+    replica.connect(info("soon", 1000, { ...EVERYONE, userId: "soon", expiresAt: 5_000 }));
+    replica.connect(info("later", 1000, { ...EVERYONE, userId: "later", expiresAt: 9_000 }));
+    replica.connect(info("never", 1000, EVERYONE));
+    const early = replica.expire(4_999);
+    expect(early).toEqual({ effects: [], nextExpiry: 5_000 });
+    const due = replica.expire(5_000);
+    expect(due.effects).toEqual([
+      {
+        kind: "close",
+        connectionId: "soon",
+        code: 1008,
+        reason: "token expired; reconnect with a fresh token",
+      },
+    ]);
+    expect(due.nextExpiry).toBe(9_000);
+    expect(replica.expire(10_000).nextExpiry).toBeNull();
+    expect(replica.connectionCount).toBe(1);
   });
 });
