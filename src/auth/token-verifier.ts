@@ -8,7 +8,9 @@ import {
 import { z } from "zod";
 import { type Capability, capabilitySchema } from "./capabilities";
 
-/** Largest `user` claim (presence info shown to others), in bytes of JSON. */
+const utf8 = new TextEncoder();
+
+/** Largest `user` claim (presence info shown to others), in UTF-8 bytes of JSON. */
 export const MAX_USER_INFO_BYTES = 4096;
 
 /** The claims a Halo token carries; anything else in the payload is ignored. */
@@ -19,7 +21,7 @@ export const tokenClaimsSchema = z.object({
   user: z
     .record(z.string(), z.unknown())
     .refine(
-      (info) => JSON.stringify(info).length <= MAX_USER_INFO_BYTES,
+      (info) => utf8.encode(JSON.stringify(info)).byteLength <= MAX_USER_INFO_BYTES,
       `user info is over ${MAX_USER_INFO_BYTES} bytes`,
     )
     .optional(),
