@@ -159,8 +159,7 @@ export class RoomReplica implements MessageTarget {
           frame: OutgoingMessage.permissionDenied(error.reason),
         });
       }
-      this.emit({ kind: "close", connectionId, code: error.code, reason: error.reason });
-      this.removeConnection(connectionId);
+      this.closeConnection(connectionId, error.code, error.reason);
     }
     return this.flush();
   }
@@ -168,8 +167,7 @@ export class RoomReplica implements MessageTarget {
   /** Closes a connection for something the shell caught (a text frame): like a bad frame, only that connection goes. */
   reject(connectionId: ConnectionId, code: CloseCodeValue, reason: string): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
-    this.emit({ kind: "close", connectionId, code, reason });
-    this.removeConnection(connectionId);
+    this.closeConnection(connectionId, code, reason);
     return this.flush();
   }
 
@@ -288,13 +286,11 @@ export class RoomReplica implements MessageTarget {
       const expiresAt = info.identity.expiresAt;
       if (expiresAt === null) continue;
       if (expiresAt <= nowMs) {
-        this.emit({
-          kind: "close",
+        this.closeConnection(
           connectionId,
-          code: CloseCode.PolicyViolation,
-          reason: "token expired; reconnect with a fresh token",
-        });
-        this.removeConnection(connectionId);
+          CloseCode.PolicyViolation,
+          "token expired; reconnect with a fresh token",
+        );
       } else if (nextExpiry === null || expiresAt < nextExpiry) {
         nextExpiry = expiresAt;
       }
@@ -305,6 +301,12 @@ export class RoomReplica implements MessageTarget {
   private hasRight(connectionId: ConnectionId, right: Right): boolean {
     const info = this.connections.get(connectionId);
     return info !== undefined && hasRight(info.identity, right);
+  }
+
+  /** Tells the shell to close the socket, and drops the connection and its awareness at once. */
+  private closeConnection(connectionId: ConnectionId, code: number, reason: string): void {
+    this.emit({ kind: "close", connectionId, code, reason });
+    this.removeConnection(connectionId);
   }
 
   private removeConnection(connectionId: ConnectionId): void {
