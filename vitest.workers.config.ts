@@ -15,6 +15,10 @@ export default defineConfig({
         bindings: {
           // A test-only HS256 secret: test/workers/tokens.ts signs with it.
           HALO_TOKEN_SECRET: "workers-test-secret-not-for-production",
+          // The fuzz test's budget: small in CI, larger with `npm run fuzz` (FUZZ_SEED replays a run).
+          FUZZ_RUNS: process.env.FUZZ_RUNS ?? "60",
+          FUZZ_TIME_LIMIT_MS: process.env.FUZZ_TIME_LIMIT_MS ?? "20000",
+          FUZZ_SEED: process.env.FUZZ_SEED ?? "",
           HALO_CONFIG: {
             environment: "development",
             allowRegionOverride: true,
@@ -27,6 +31,15 @@ export default defineConfig({
               maxRowBytes: 4096,
               maxFrameBytes: 262144,
               maxRoomsInMemory: 3,
+              // Small enough for test/workers/limits.test.ts to reach within a test.
+              maxConnectionsPerRoom: 8,
+              messagesPerSecond: 50,
+              messageBurst: 100,
+              maxDocumentBytes: 131072,
+              // Every anonymous SELF.fetch shares one client key (no cf-connecting-ip) and some
+              // tests poll REST; the REST limit test uses its own, tight configuration.
+              restRequestsPerSecond: 10000,
+              restBurst: 10000,
             },
           },
         },

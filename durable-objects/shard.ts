@@ -14,6 +14,7 @@ import {
 } from "../src/core/room-replica";
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
 import { CloseCode } from "../src/protocol/close-codes";
+import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 
 /**
@@ -75,7 +76,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       this.run(room, room.reject(connectionId, CloseCode.UnsupportedData, reason));
       return;
     }
-    this.run(room, room.receive(connectionId, new Uint8Array(message)));
+    this.run(room, room.receive(connectionId, new Uint8Array(message), Date.now()));
   }
 
   override webSocketClose(ws: WebSocket, code: number, reason: string): void {
@@ -115,6 +116,10 @@ export class ShardDurableObject extends DurableObject<Env> {
 
   summary(name: string): RoomSummary {
     return this.room(name).summary();
+  }
+
+  storageStats(name: string): PersistenceStats {
+    return this.room(name).storageStats();
   }
 
   presence(name: string): Member[] {

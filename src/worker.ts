@@ -3,22 +3,17 @@ import * as Y from "yjs";
 import { authenticate, type ConnectionIdentity } from "./auth/authenticate";
 import { createTokenVerifier, type TokenVerifier } from "./auth/token-verifier";
 import { ConfigError, configFromEnv, type HaloConfig } from "./config/config-schema";
-import type { Member, RoomSummary } from "./core/room-replica";
+import { adminRoutes } from "./http/admin-routes";
+import type { AppEnv, Bindings } from "./http/app-env";
 import { HttpError } from "./http/errors";
+import { restClientKey, restLimiterFor, spendRestRequest } from "./http/rest-rate-limit";
 import { parseRoomName, parseStateVector, resolveRegion, SHARD_HEADERS } from "./http/room-request";
+import { shardStub } from "./http/shard-stub";
 import { assertValidHandshake, wantsWebSocket } from "./http/websocket-handshake";
 import type { RequestLocation } from "./routing/region-locator";
-import { type ShardAddress, shardFor } from "./routing/shard-router";
+import { shardFor } from "./routing/shard-router";
 
 export { ShardDurableObject } from "../durable-objects/shard";
-
-/** Secrets come from `wrangler secret put` (or `.dev.vars` locally), never from wrangler.toml. */
-type Secrets = { HALO_TOKEN_SECRET?: string };
-type Bindings = Env & Secrets;
-type AppEnv = {
-  Bindings: Bindings;
-  Variables: { config: HaloConfig; verifier: TokenVerifier | null };
-};
 
 const verifiers = new WeakMap<object, TokenVerifier | null>();
 
@@ -91,23 +86,20 @@ async function target(c: {
     c.var.config,
   );
   const shard = shardFor(room, region, c.var.config);
-  return { room, region, shard, identity, stub: shardStub(c.env, shard) };
+  return { room, region, shard, identity, stub: shardStub(c.env.SHARD, shard) };
 }
 
-/** The shard's RPC surface as the Worker uses it (the generated stub type is too deep for the compiler). */
-interface ShardStub {
-  fetch(request: Request): Promise<Response>;
-  summary(room: string): Promise<RoomSummary>;
-  presence(room: string): Promise<Member[]>;
-  document(room: string, since: Uint8Array | null): Promise<Uint8Array<ArrayBuffer>>;
-}
-
-function shardStub(env: Bindings, shard: ShardAddress): ShardStub {
-  // The location hint only matters the first time the object is created; it places the shard in its region.
-  const stub = env.SHARD.get(env.SHARD.idFromName(shard.name), {
-    locationHint: shard.region as DurableObjectLocationHint,
-  });
-  return stub as unknown as ShardStub;
+/** `target()` for a REST query: the same checks, then one request from the caller's rate budget. */
+async function restTarget(c: Parameters<typeof target>[0]) {
+  const resolved = await target(c);
+  const limits = c.var.config.limits;
+  spendRestRequest(
+    restLimiterFor(c.env, limits),
+    restClientKey(resolved.identity, c.req.header("cf-connecting-ip")),
+    Date.now(),
+    limits,
+  );
+  return resolved;
 }
 
 app.all("/v1/rooms/:room", async (c) => {
@@ -121,25 +113,27 @@ app.all("/v1/rooms/:room", async (c) => {
     return stub.fetch(forwarded);
   }
   if (c.req.method !== "GET") throw methodNotAllowed(c.req.method);
-  const { room, region, shard, stub } = await target(c);
+  const { room, region, shard, stub } = await restTarget(c);
   return c.json({ room, region, shard: shard.name, ...(await stub.summary(room)) });
 });
 
 app.get("/v1/rooms/:room/presence", async (c) => {
-  const { room, region, shard, stub } = await target(c);
+  const { room, region, shard, stub } = await restTarget(c);
   const members = await stub.presence(room);
   return c.json({ room, region, shard: shard.name, count: members.length, members });
 });
 
 app.get("/v1/rooms/:room/document", async (c) => {
   const since = parseStateVector(c.req.query("since"), Y.decodeStateVector);
-  const { room, stub } = await target(c);
+  const { room, stub } = await restTarget(c);
   const update = await stub.document(room, since);
   return c.body(update, 200, {
     "content-type": "application/octet-stream",
     "cache-control": "no-store",
   });
 });
+
+app.route("/admin", adminRoutes);
 
 app.notFound((c) =>
   c.json(

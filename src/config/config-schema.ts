@@ -26,6 +26,24 @@ export const limitsSchema = z
       .default(8 * 1024),
     /** How many awareness clientIDs one connection may own (stock clients use one). */
     maxClientIdsPerConnection: z.number().int().min(1).max(16).default(1),
+    /** Open WebSockets one room accepts in one shard; one more is closed with 1013 (try again later). */
+    maxConnectionsPerRoom: z.number().int().min(1).max(32_768).default(1000),
+    /** Sustained frames per second one connection may send (token bucket); over it, the socket closes with 1008. */
+    messagesPerSecond: z.number().min(1).default(100),
+    /** Frames one connection may send at once above the sustained rate: the bucket's size. */
+    messageBurst: z.number().int().min(1).default(200),
+    /** Sustained REST requests per second per client key (userId with a token, else the caller's IP). */
+    restRequestsPerSecond: z.number().min(0.1).default(20),
+    /** REST requests one client key may make at once above the sustained rate. */
+    restBurst: z.number().int().min(1).default(40),
+    /** Client keys whose REST rate one Worker isolate tracks; least recently seen are forgotten beyond it. */
+    maxTrackedRestClients: z.number().int().min(100).default(10_000),
+    /** Stored bytes of one room's document (snapshot + log); over it, updates that add content are refused. */
+    maxDocumentBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .default(16 * MiB),
     /** Rooms a shard keeps loaded at once; idle rooms beyond it are unloaded, least recently used first. */
     maxRoomsInMemory: z.number().int().min(1).default(1000),
     /** Approximate bytes of document state a shard keeps loaded; idle rooms beyond it are unloaded. */

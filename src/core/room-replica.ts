@@ -1,12 +1,13 @@
 import * as Y from "yjs";
 import { type ConnectionIdentity, hasRight } from "../auth/authenticate";
 import type { Right } from "../auth/capabilities";
+import { TokenBucket } from "../limits/token-bucket";
 import {
   type AwarenessEntry,
   type AwarenessState,
   parseAwarenessState,
 } from "../protocol/awareness-codec";
-import { CloseCode, type CloseCodeValue } from "../protocol/close-codes";
+import { CloseCode, type CloseCodeValue, closeReason } from "../protocol/close-codes";
 import { decodeIncomingMessage, type IncomingLimits } from "../protocol/incoming-message";
 import { OutgoingMessage } from "../protocol/outgoing-message";
 import { ProtocolError } from "../protocol/protocol-error";
@@ -23,6 +24,10 @@ import { type MessageTarget, receiveMessage } from "./message-receiver";
 
 export interface RoomLimits extends IncomingLimits, CompactionThresholds {
   maxClientIdsPerConnection: number;
+  maxConnectionsPerRoom: number;
+  messagesPerSecond: number;
+  messageBurst: number;
+  maxDocumentBytes: number;
 }
 
 export interface ConnectionInfo {
@@ -55,7 +60,6 @@ export interface RoomSummary {
   connections: number;
   members: number;
   documentBytes: number;
-  storage: PersistenceStats;
 }
 
 /**
@@ -68,6 +72,11 @@ export class RoomReplica implements MessageTarget {
   private readonly doc = new Y.Doc();
   private readonly awareness: AwarenessTable;
   private readonly connections = new Map<ConnectionId, ConnectionInfo>();
+  /**
+   * Each connection's message budget, made on its first frame. Kept in memory only: a socket
+   * hibernates only after it went quiet, by which time its bucket had refilled anyway.
+   */
+  private readonly buckets = new Map<ConnectionId, TokenBucket>();
   private readonly persistence: RoomPersistence;
   private effects: RoomEffect[] = [];
 
@@ -103,6 +112,16 @@ export class RoomReplica implements MessageTarget {
 
   /** A new socket: send sync step 1 and the current awareness, as the reference server does. */
   connect(info: ConnectionInfo): RoomEffect[] {
+    const { maxConnectionsPerRoom } = this.limits;
+    if (this.connections.size >= maxConnectionsPerRoom) {
+      this.emit({
+        kind: "close",
+        connectionId: info.connectionId,
+        code: CloseCode.TryAgainLater,
+        reason: `room full: ${maxConnectionsPerRoom} connections (limits.maxConnectionsPerRoom); try again later`,
+      });
+      return this.flush();
+    }
     this.connections.set(info.connectionId, info);
     this.emit({
       kind: "send",
@@ -135,10 +154,20 @@ export class RoomReplica implements MessageTarget {
   /**
    * One binary frame from a connection. A bad frame closes that connection and changes nothing
    * else. A storage failure fails the whole room: its clients reconnect and resync from what
-   * is stored, and re-send what it lacks, so nothing is lost.
+   * is stored, and re-send what it lacks, so nothing is lost. `nowMs` (Unix ms) drives the
+   * connection's rate limit.
    */
-  receive(connectionId: ConnectionId, frame: Uint8Array): RoomEffect[] {
+  receive(connectionId: ConnectionId, frame: Uint8Array, nowMs: number): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
+    if (!this.withinRate(connectionId, nowMs)) {
+      const { messagesPerSecond, messageBurst } = this.limits;
+      this.closeConnection(
+        connectionId,
+        CloseCode.PolicyViolation,
+        `rate limit: over ${messagesPerSecond} messages/s (limits.messagesPerSecond), burst ${messageBurst} (limits.messageBurst)`,
+      );
+      return this.flush();
+    }
     try {
       receiveMessage(this, connectionId, decodeIncomingMessage(frame, this.limits));
     } catch (error) {
@@ -191,6 +220,7 @@ export class RoomReplica implements MessageTarget {
       if (decoded.structs.length === 0 && decoded.ds.clients.size === 0) return;
       throw new PermissionDenied("this connection has no write right in the room");
     }
+    if (decoded.structs.length > 0) this.assertRoomFor(update);
     const origin: ChangeOrigin = { kind: "connection", connectionId };
     try {
       Y.applyUpdate(this.doc, update, origin);
@@ -257,8 +287,12 @@ export class RoomReplica implements MessageTarget {
       connections: this.connections.size,
       members: this.awareness.presentWithOwners().length,
       documentBytes: Y.encodeStateAsUpdate(this.doc).byteLength,
-      storage: this.persistence.snapshotStats(),
     };
+  }
+
+  /** How the document is stored (snapshot, log, compactions): for operators, behind the admin token. */
+  storageStats(): PersistenceStats {
+    return this.persistence.snapshotStats();
   }
 
   /** Releases the document when the shard unloads the room. */
@@ -298,6 +332,40 @@ export class RoomReplica implements MessageTarget {
     return { effects: this.flush(), nextExpiry };
   }
 
+  /**
+   * Refuses an update that adds content once the stored document would pass
+   * `maxDocumentBytes`. Deletions still land, so a full room can be trimmed; compaction runs
+   * first, because the log may hold far more bytes than the document it folds into.
+   */
+  private assertRoomFor(update: Uint8Array): void {
+    const limit = this.limits.maxDocumentBytes;
+    if (this.persistence.storedBytes + update.byteLength <= limit) return;
+    if (this.persistence.snapshotStats().logUpdates > 0) {
+      try {
+        this.persistence.compact(this.doc);
+      } catch (cause) {
+        throw new StorageFailure(cause);
+      }
+    }
+    if (this.persistence.storedBytes + update.byteLength <= limit) return;
+    throw new ProtocolError(
+      CloseCode.MessageTooBig,
+      `document full: ${this.persistence.storedBytes} bytes stored, limit ${limit} (limits.maxDocumentBytes); only deletions accepted`,
+    );
+  }
+
+  private withinRate(connectionId: ConnectionId, nowMs: number): boolean {
+    let bucket = this.buckets.get(connectionId);
+    if (!bucket) {
+      bucket = new TokenBucket(
+        { perSecond: this.limits.messagesPerSecond, burst: this.limits.messageBurst },
+        nowMs,
+      );
+      this.buckets.set(connectionId, bucket);
+    }
+    return bucket.take(nowMs);
+  }
+
   private hasRight(connectionId: ConnectionId, right: Right): boolean {
     const info = this.connections.get(connectionId);
     return info !== undefined && hasRight(info.identity, right);
@@ -305,12 +373,13 @@ export class RoomReplica implements MessageTarget {
 
   /** Tells the shell to close the socket, and drops the connection and its awareness at once. */
   private closeConnection(connectionId: ConnectionId, code: number, reason: string): void {
-    this.emit({ kind: "close", connectionId, code, reason });
+    this.emit({ kind: "close", connectionId, code, reason: closeReason(reason) });
     this.removeConnection(connectionId);
   }
 
   private removeConnection(connectionId: ConnectionId): void {
     this.connections.delete(connectionId);
+    this.buckets.delete(connectionId);
     const removed = this.awareness.removeConnection(connectionId);
     if (removed.length > 0)
       this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(removed) });

@@ -14,6 +14,8 @@ export const CloseCode = {
   MessageTooBig: 1009,
   /** The server failed while handling a valid frame. */
   InternalError: 1011,
+  /** A capacity limit that clears by itself (the room is full): reconnect later. */
+  TryAgainLater: 1013,
 } as const;
 
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];

@@ -165,6 +165,10 @@ describe("stock y-websocket clients against wrangler dev", () => {
     const writer = client("e2e-trace");
     const readers = [client("e2e-trace"), client("e2e-trace")];
     await until(synced(writer, ...readers), 10_000, "sync");
+    const writerCloses: Array<{ code: number; reason: string }> = [];
+    writer.provider.on("connection-close", (event) => {
+      if (event) writerCloses.push({ code: event.code, reason: event.reason });
+    });
     writer.text.insert(0, trace.startContent);
     for (const txn of trace.txns) {
       writer.doc.transact(() => {
@@ -180,6 +184,14 @@ describe("stock y-websocket clients against wrangler dev", () => {
       60_000,
       "the trace to reach the readers",
     );
+    // Replayed at machine speed, the trace's 18k transactions are 18k frames at once: far over
+    // the default rate limit (100/s, burst 200). The server closes the writer with 1008; the
+    // stock provider reconnects and its sync step 2 carries the rest. Delayed, never dropped.
+    expect(writerCloses[0]).toEqual({
+      code: 1008,
+      reason:
+        "rate limit: over 100 messages/s (limits.messagesPerSecond), burst 200 (limits.messageBurst)",
+    });
 
     for (const provider of providers.splice(0)) provider.destroy();
     await server.stop();

@@ -38,6 +38,13 @@ describe("parseConfig: defaults", () => {
       compactAfterUpdates: 500,
       compactAfterBytes: 4 * MiB,
       maxRowBytes: MiB,
+      maxConnectionsPerRoom: 1000,
+      messagesPerSecond: 100,
+      messageBurst: 200,
+      restRequestsPerSecond: 20,
+      restBurst: 40,
+      maxTrackedRestClients: 10_000,
+      maxDocumentBytes: 16 * MiB,
     });
   });
 
@@ -166,6 +173,15 @@ describe("parseConfig: errors name the field", () => {
     ["compactAfterBytes", 1023],
     ["maxRowBytes", 2_000_001],
     ["maxRowBytes", 4096.5],
+    ["maxConnectionsPerRoom", 0],
+    ["maxConnectionsPerRoom", 32_769],
+    ["messagesPerSecond", 0],
+    ["messageBurst", 0],
+    ["messageBurst", 1.5],
+    ["restRequestsPerSecond", 0],
+    ["restBurst", 0],
+    ["maxTrackedRestClients", 99],
+    ["maxDocumentBytes", 64 * 1024 - 1],
   ])("rejects limits.%s = %d and names it", (key, value) => {
     expect(configErrorOf({ shards: { weur: 1 }, limits: { [key]: value } })).toContain(
       `HALO_CONFIG.limits.${key}`,

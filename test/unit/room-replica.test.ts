@@ -36,7 +36,15 @@ const LIMITS: RoomLimits = {
   maxClientIdsPerConnection: 1,
   compactAfterUpdates: 1000,
   compactAfterBytes: 1 << 20,
+  maxConnectionsPerRoom: 100,
+  // Generous, so only the rate-limit tests (with their own limits and clock) ever meet it.
+  messagesPerSecond: 1000,
+  messageBurst: 100_000,
+  maxDocumentBytes: 1 << 24,
 };
+
+/** The clock of tests that do not care about time (Unix ms). */
+const NOW = 1_000_000;
 
 const ROOM = "team:doc-1";
 
@@ -197,7 +205,7 @@ class Harness {
   }
 
   send(connectionId: ConnectionId, frame: Uint8Array): RoomEffect[] {
-    const effects = this.replica.receive(connectionId, frame);
+    const effects = this.replica.receive(connectionId, frame, NOW);
     this.apply(effects);
     return effects;
   }
@@ -337,7 +345,7 @@ describe("RoomReplica: messages", () => {
     const alice = stockClient();
     room.connect("a", alice);
     room.connect("b", stockClient());
-    const effects = room.replica.receive("a", edit(alice, 0, "hello"));
+    const effects = room.replica.receive("a", edit(alice, 0, "hello"), NOW);
     expect(kinds(effects)).toEqual(["broadcast:sync2"]);
     const [broadcast] = effects;
     if (broadcast?.kind !== "broadcast") throw new Error("unexpected");
@@ -359,7 +367,7 @@ describe("RoomReplica: messages", () => {
     const frame = edit(alice, 0, "once");
     room.send("a", frame);
     const writes = room.storage.writes;
-    expect(room.replica.receive("a", frame)).toEqual([]);
+    expect(room.replica.receive("a", frame, NOW)).toEqual([]);
     expect(room.storage.writes).toBe(writes);
   });
 
@@ -368,7 +376,7 @@ describe("RoomReplica: messages", () => {
     room.connect("a", stockClient());
     const source = new Y.Doc();
     source.getText("t").insert(0, "from step 2");
-    const effects = room.replica.receive("a", syncStep2Frame(source));
+    const effects = room.replica.receive("a", syncStep2Frame(source), NOW);
     expect(kinds(effects)).toEqual(["broadcast:sync2"]);
     expect(textOf(room.replica.encodeDocument())).toBe("from step 2");
   });
@@ -381,7 +389,7 @@ describe("RoomReplica: messages", () => {
     room.connect("b", stockClient());
 
     const late = stockClient();
-    const effects = room.replica.receive("b", syncStep1Frame(late.doc));
+    const effects = room.replica.receive("b", syncStep1Frame(late.doc), NOW);
     expect(kinds(effects)).toEqual(["send:b:sync1"]);
     const [reply] = effects;
     if (reply?.kind !== "send") throw new Error("unexpected");
@@ -398,8 +406,8 @@ describe("RoomReplica: messages", () => {
     Y.applyUpdate(half.doc, room.replica.encodeDocument());
     room.send("a", edit(alice, 4, "two"));
 
-    const [full] = room.replica.receive("a", syncStep1Frame(new Y.Doc()));
-    const [diff] = room.replica.receive("a", syncStep1Frame(half.doc));
+    const [full] = room.replica.receive("a", syncStep1Frame(new Y.Doc()), NOW);
+    const [diff] = room.replica.receive("a", syncStep1Frame(half.doc), NOW);
     if (full?.kind !== "send" || diff?.kind !== "send") throw new Error("unexpected");
     expect(diff.frame.byteLength).toBeLessThan(full.frame.byteLength);
     half.receive(diff.frame);
@@ -414,7 +422,7 @@ describe("RoomReplica: messages", () => {
     room.connect("a", alice);
     room.connect("b", bob);
     room.connect("c", carol);
-    const effects = room.replica.receive("b", queryAwarenessFrame());
+    const effects = room.replica.receive("b", queryAwarenessFrame(), NOW);
     expect(kinds(effects)).toEqual(["send:b:awareness"]);
     const [reply] = effects;
     if (reply?.kind !== "send") throw new Error("unexpected");
@@ -431,13 +439,13 @@ describe("RoomReplica: messages", () => {
       relayClock("a") + 1,
       relayClock("c") + 1,
     ]);
-    expect(room.replica.receive("b", queryAwarenessFrame())).toEqual(effects);
+    expect(room.replica.receive("b", queryAwarenessFrame(), NOW)).toEqual(effects);
     // Each asker is left out of its own answer.
     for (const [id, client] of [
       ["a", alice],
       ["c", carol],
     ] as const) {
-      const [answer] = room.replica.receive(id, queryAwarenessFrame());
+      const [answer] = room.replica.receive(id, queryAwarenessFrame(), NOW);
       if (answer?.kind !== "send") throw new Error("unexpected");
       const ids = [...awarenessStatesOf(answer.frame).keys()];
       expect(ids).toHaveLength(2);
@@ -477,7 +485,7 @@ describe("RoomReplica: messages", () => {
   it("queryAwareness in an empty room is answered with an empty awareness update", () => {
     const replica = open();
     replica.connect(info("a"));
-    const [reply] = replica.receive("a", queryAwarenessFrame());
+    const [reply] = replica.receive("a", queryAwarenessFrame(), NOW);
     if (reply?.kind !== "send") throw new Error("unexpected");
     expect(awarenessStatesOf(reply.frame).size).toBe(0);
   });
@@ -554,7 +562,11 @@ describe("RoomReplica: messages", () => {
     expect(room.closed.size).toBe(0);
     // The same clock and state again is a duplicate: nothing is sent.
     expect(
-      room.replica.receive("a", rawAwarenessFrame([{ clientId: 11, clock: max, state: json }])),
+      room.replica.receive(
+        "a",
+        rawAwarenessFrame([{ clientId: 11, clock: max, state: json }]),
+        NOW,
+      ),
     ).toEqual([]);
   });
 
@@ -564,7 +576,7 @@ describe("RoomReplica: messages", () => {
     room.connect("a", alice);
     room.connect("b", stockClient());
     const frame = awarenessFrame(alice.awareness);
-    expect(room.replica.receive("a", frame)).toEqual([]);
+    expect(room.replica.receive("a", frame, NOW)).toEqual([]);
   });
 
   it("a live connection's clientID cannot be claimed by another connection, even one under its quota", () => {
@@ -574,7 +586,7 @@ describe("RoomReplica: messages", () => {
     room.connect("v", viewer);
     expect(room.attachments.get("v")?.clients).toEqual([]);
     const takeover = rawAwarenessFrame([{ clientId: 1, clock: 1000, state: '{"name":"Mallory"}' }]);
-    expect(room.replica.receive("v", takeover)).toEqual([]);
+    expect(room.replica.receive("v", takeover, NOW)).toEqual([]);
     expect(room.replica.members().map((m) => [m.clientId, m.connectionId, m.state])).toEqual([
       [1, "a", { name: "Alice" }],
     ]);
@@ -593,7 +605,7 @@ describe("RoomReplica: messages", () => {
     room.connect("a", alice);
     room.connect("b", stockClient({ name: "Bob" }, 2));
     const spoof = rawAwarenessFrame([{ clientId: 1, clock: 1000, state: "null" }]);
-    expect(room.replica.receive("b", spoof)).toEqual([]);
+    expect(room.replica.receive("b", spoof, NOW)).toEqual([]);
     expect(room.replica.members().map((m) => m.clientId)).toEqual([1, 2]);
   });
 
@@ -604,7 +616,7 @@ describe("RoomReplica: messages", () => {
     const replica = open();
     replica.connect(info("a"));
     expect(
-      replica.receive("a", rawAwarenessFrame([{ clientId: 5, clock: 1, state: " null" }])),
+      replica.receive("a", rawAwarenessFrame([{ clientId: 5, clock: 1, state: " null" }]), NOW),
     ).toEqual([]);
     expect(replica.members()).toEqual([]);
     expect(replica.summary().members).toBe(0);
@@ -674,7 +686,7 @@ describe("RoomReplica: messages", () => {
     const replica = open();
     const client = stockClient();
     const frame = edit(client, 0, "ghost");
-    expect(replica.receive("ghost", frame)).toEqual([]);
+    expect(replica.receive("ghost", frame, NOW)).toEqual([]);
     expect(textOf(replica.encodeDocument())).toBe("");
   });
 
@@ -811,7 +823,7 @@ describe("RoomReplica: bad frames", () => {
       expect(bob.awareness.getStates().has(11)).toBe(false);
 
       // The closed connection is gone: anything more it sends is ignored.
-      expect(room.replica.receive("a", edit(alice, 0, "after close "))).toEqual([]);
+      expect(room.replica.receive("a", edit(alice, 0, "after close "), NOW)).toEqual([]);
       // The other connection still works.
       const bobEffects = room.send("b", edit(bob, 0, "bob "));
       expect(kinds(bobEffects)).toEqual(["broadcast:sync2"]);
@@ -870,7 +882,7 @@ describe("RoomReplica: bad frames", () => {
     expect(reopened.encodeDocument()).toEqual(room.replica.encodeDocument());
 
     // The closed connection is gone; the other one still works, and storage keeps up.
-    expect(room.replica.receive("a", edit(alice, 0, "after close "))).toEqual([]);
+    expect(room.replica.receive("a", edit(alice, 0, "after close "), NOW)).toEqual([]);
     expect(kinds(room.send("b", edit(bob, 0, "bob ")))).toEqual(["broadcast:sync2"]);
     expect(textOf(room.replica.encodeDocument())).toBe(`bob ${text}`);
     expect(open(room.storage).encodeDocument()).toEqual(room.replica.encodeDocument());
@@ -879,7 +891,7 @@ describe("RoomReplica: bad frames", () => {
   it("a truncated update names the problem in the close reason", () => {
     const replica = open();
     replica.connect(info("a"));
-    const [close] = replica.receive("a", syncUpdateFrame(truncatedUpdate()));
+    const [close] = replica.receive("a", syncUpdateFrame(truncatedUpdate()), NOW);
     expect(close).toEqual({
       kind: "close",
       connectionId: "a",
@@ -943,17 +955,19 @@ describe("RoomReplica: bad frames", () => {
     const client = stockClient();
     const first = edit(client, 0, "x");
     const second = edit(client, 1, "y");
-    expect(kinds(replica.receive("b", first))).toEqual(["broadcast:sync2"]);
+    expect(kinds(replica.receive("b", first, NOW))).toEqual(["broadcast:sync2"]);
     storage.append = () => {
       throw new Error("disk full");
     };
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
     try {
-      expect(replica.receive("b", second)).toEqual([
+      expect(replica.receive("b", second, NOW)).toEqual([
         { kind: "fail-room", reason: "internal error; reconnect to resync" },
       ]);
       // A frame that writes nothing (sync step 1, awareness) does not touch storage.
-      expect(kinds(replica.receive("a", syncStep1Frame(new Y.Doc())))).toEqual(["send:a:sync1"]);
+      expect(kinds(replica.receive("a", syncStep1Frame(new Y.Doc()), NOW))).toEqual([
+        "send:a:sync1",
+      ]);
       expect(errors).toHaveBeenCalledTimes(1);
     } finally {
       errors.mockRestore();
@@ -996,7 +1010,7 @@ describe("RoomReplica: bad frames", () => {
         }
         const id = `c${i}`;
         replica.connect(info(id));
-        const effects = replica.receive(id, frame);
+        const effects = replica.receive(id, frame, NOW);
         const context = `frame ${Array.from(frame).join(",")}`;
         expect(kinds(effects), context).not.toContain("fail-room");
         for (const effect of effects) {
@@ -1075,6 +1089,7 @@ describe("RoomReplica: storage", () => {
     const claim = elsewhere.receive(
       "x",
       OutgoingMessage.awareness([{ clientId: 9, clock: 1, json: "{}" }]),
+      NOW,
     );
     const relay = claim.find((effect) => effect.kind === "broadcast");
     expect(relay && awarenessEntriesOf(relay.frame)[0]?.clock).toBe(
@@ -1108,7 +1123,7 @@ describe("RoomReplica: storage", () => {
     expect(textOf(stored.snapshot as Uint8Array)).toBe(
       expected.slice(0, "0,1,2,3,4,5,6,7,8,9,".length),
     );
-    const storage = room.replica.summary().storage;
+    const storage = room.replica.storageStats();
     expect(storage.compactions).toBe(2);
     expect(storage.logUpdates).toBe(2);
     expect(storage.snapshotBytes).toBe(stored.snapshot?.byteLength);
@@ -1162,7 +1177,7 @@ describe("RoomReplica: hibernation, queries", () => {
       { clientId: 3, clock: expect.any(Number), ownerClock: ownClock(carol), json: "null" },
     ]);
     const members = room.replica.members();
-    const [queryBefore] = room.replica.receive("c", queryAwarenessFrame());
+    const [queryBefore] = room.replica.receive("c", queryAwarenessFrame(), NOW);
 
     const woken = open(room.storage);
     for (const id of ["a", "b", "c"]) {
@@ -1173,7 +1188,7 @@ describe("RoomReplica: hibernation, queries", () => {
     }
     expect(woken.connectionCount).toBe(3);
     expect(woken.members()).toEqual(members);
-    const [queryAfter] = woken.receive("c", queryAwarenessFrame());
+    const [queryAfter] = woken.receive("c", queryAwarenessFrame(), NOW);
     if (queryBefore?.kind !== "send" || queryAfter?.kind !== "send") throw new Error("unexpected");
     expect(queryAfter.frame).toEqual(queryBefore.frame);
 
@@ -1183,8 +1198,8 @@ describe("RoomReplica: hibernation, queries", () => {
     if (!bobsEntry) throw new Error("no attachment for b");
     const bobsFrame = (clock: number): Uint8Array =>
       rawAwarenessFrame([{ clientId: 2, clock, state: bobsEntry.json }]);
-    expect(woken.receive("b", bobsFrame(bobsEntry.ownerClock))).toEqual([]);
-    const renewal = woken.receive("b", bobsFrame(bobsEntry.ownerClock + 1));
+    expect(woken.receive("b", bobsFrame(bobsEntry.ownerClock), NOW)).toEqual([]);
+    const renewal = woken.receive("b", bobsFrame(bobsEntry.ownerClock + 1), NOW);
     expect(kinds(renewal)).toEqual([
       "broadcast:awareness:except:b",
       "send:b:awareness",
@@ -1199,7 +1214,7 @@ describe("RoomReplica: hibernation, queries", () => {
     expect(awarenessEntriesOf(renewalEcho.frame)[0]?.clock).toBe(bobsEntry.ownerClock + 1);
     // Nobody can claim Carol's hidden clientID while her socket is open.
     const claim = rawAwarenessFrame([{ clientId: 3, clock: 50, state: "{}" }]);
-    expect(woken.receive("b", claim)).toEqual([]);
+    expect(woken.receive("b", claim, NOW)).toEqual([]);
 
     // Clocks survived: removal after waking is still above what clients have seen.
     const [removal] = woken.disconnect("a");
@@ -1431,6 +1446,7 @@ describe("RoomReplica.reject", () => {
     replica.receive(
       "a",
       OutgoingMessage.awareness([{ clientId: 5, clock: 1, json: '{"name":"A"}' }]),
+      NOW,
     );
     const effects = replica.reject("a", 1003, "text frames are not part of the protocol");
     expect(effects[0]).toEqual({
@@ -1467,7 +1483,7 @@ describe("RoomReplica rights", () => {
     encoding.writeVarUint(encoder, 2);
     encoding.writeVarUint8Array(encoder, update);
     const before = replica.encodeDocument();
-    const effects = replica.receive("r", encoding.toUint8Array(encoder));
+    const effects = replica.receive("r", encoding.toUint8Array(encoder), NOW);
     expect(effects.map((e) => e.kind)).toEqual(["send", "close"]);
     const [denial, close] = effects;
     if (denial?.kind !== "send" || close?.kind !== "close") throw new Error("unexpected effects");
@@ -1488,7 +1504,7 @@ describe("RoomReplica rights", () => {
     encoding.writeVarUint(encoder, 0);
     encoding.writeVarUint(encoder, 1);
     encoding.writeVarUint8Array(encoder, Y.encodeStateAsUpdate(new Y.Doc()));
-    expect(replica.receive("r", encoding.toUint8Array(encoder))).toEqual([]);
+    expect(replica.receive("r", encoding.toUint8Array(encoder), NOW)).toEqual([]);
     expect(replica.connectionCount).toBe(1);
   });
 
@@ -1498,6 +1514,7 @@ describe("RoomReplica rights", () => {
     const effects = replica.receive(
       "r",
       OutgoingMessage.awareness([{ clientId: 3, clock: 1, json: '{"x":1}' }]),
+      NOW,
     );
     expect(effects).toEqual([]);
     expect(replica.members()).toEqual([]);
@@ -1523,5 +1540,136 @@ describe("RoomReplica rights", () => {
     expect(due.nextExpiry).toBe(9_000);
     expect(replica.expire(10_000).nextExpiry).toBeNull();
     expect(replica.connectionCount).toBe(1);
+  });
+});
+
+describe("RoomReplica limits", () => {
+  it("maxConnectionsPerRoom: one connection too many is closed with 1013, and a freed place is taken again", () => {
+    const room = new Harness({ ...LIMITS, maxConnectionsPerRoom: 2 });
+    room.connect("a", stockClient({ name: "a" }));
+    room.connect("b", stockClient({ name: "b" }));
+    const effects = room.replica.connect(info("c"));
+    expect(effects).toEqual([
+      {
+        kind: "close",
+        connectionId: "c",
+        code: 1013,
+        reason: "room full: 2 connections (limits.maxConnectionsPerRoom); try again later",
+      },
+    ]);
+    expect(room.replica.connectionCount).toBe(2);
+    expect(room.replica.receive("c", queryAwarenessFrame(), NOW)).toEqual([]); // never admitted
+    room.disconnect("b");
+    expect(kinds(room.replica.connect(info("d")))).toEqual([
+      "send:d:sync0",
+      "send:d:awareness",
+      "attach:d",
+    ]);
+  });
+
+  it("messagesPerSecond: a burst beyond messageBurst closes the sender with 1008; others keep their place", () => {
+    const limits = { ...LIMITS, messagesPerSecond: 10, messageBurst: 5 };
+    const room = new Harness(limits);
+    const alice = stockClient({ name: "alice" });
+    room.connect("a", alice);
+    room.connect("b", stockClient({ name: "bob" }));
+    const t0 = 2_000_000;
+    for (let i = 0; i < 5; i++) {
+      expect(kinds(room.replica.receive("b", queryAwarenessFrame(), t0))).toEqual([
+        "send:b:awareness",
+      ]);
+    }
+    const effects = room.replica.receive("b", queryAwarenessFrame(), t0);
+    expect(effects[0]).toEqual({
+      kind: "close",
+      connectionId: "b",
+      code: 1008,
+      reason:
+        "rate limit: over 10 messages/s (limits.messagesPerSecond), burst 5 (limits.messageBurst)",
+    });
+    // Bob's awareness goes at once, as with any close; Alice's connection is untouched.
+    expect(kinds(effects.slice(1))).toEqual(["broadcast:awareness"]);
+    expect(room.replica.connectionCount).toBe(1);
+    expect(room.replica.members().map((m) => m.connectionId)).toEqual(["a"]);
+    expect(kinds(room.replica.receive("a", queryAwarenessFrame(), t0))).toEqual([
+      "send:a:awareness",
+    ]);
+  });
+
+  it("messagesPerSecond: the bucket refills at the sustained rate", () => {
+    const replica = open(new MemoryRoomStorage(), {
+      ...LIMITS,
+      messagesPerSecond: 10,
+      messageBurst: 2,
+    });
+    replica.connect(info("a"));
+    const t0 = 3_000_000;
+    const ask = (at: number) => kinds(replica.receive("a", queryAwarenessFrame(), at));
+    expect(ask(t0)).toEqual(["send:a:awareness"]);
+    expect(ask(t0)).toEqual(["send:a:awareness"]);
+    expect(ask(t0 + 100)).toEqual(["send:a:awareness"]); // 100 ms at 10/s: one token back
+    expect(ask(t0 + 150)).toEqual(["close:a"]); // half a token is not a token
+  });
+
+  it("a client that stays within its rate is never closed, however long it runs", () => {
+    const replica = open(new MemoryRoomStorage(), {
+      ...LIMITS,
+      messagesPerSecond: 20,
+      messageBurst: 20,
+    });
+    replica.connect(info("a"));
+    for (let i = 0; i < 2_000; i++) {
+      expect(kinds(replica.receive("a", queryAwarenessFrame(), 5_000_000 + i * 50))).toEqual([
+        "send:a:awareness",
+      ]);
+    }
+  });
+
+  it("maxDocumentBytes: an update that adds content past the limit is refused with 1009; the document is unchanged", () => {
+    const room = new Harness({ ...LIMITS, maxDocumentBytes: 400 });
+    const alice = stockClient();
+    const bob = stockClient();
+    room.connect("a", alice);
+    room.connect("b", bob);
+    room.send("a", edit(alice, 0, "x".repeat(200)));
+    room.flushClients();
+    const before = room.replica.encodeDocument();
+    const effects = room.send("a", edit(alice, 0, "y".repeat(300)));
+    expect(kinds(effects)).toEqual(["close:a", "broadcast:awareness"]); // the close, then Alice's cursor goes
+    expect(effects[0]).toMatchObject({
+      kind: "close",
+      connectionId: "a",
+      code: 1009,
+      reason: expect.stringMatching(
+        /^document full: \d+ bytes stored, limit 400 \(limits\.maxDocumentBytes\)/,
+      ),
+    });
+    expect(room.replica.encodeDocument()).toEqual(before);
+    expect(bob.text).toBe("x".repeat(200));
+  });
+
+  it("maxDocumentBytes: deletions still land in a full room, and the log is compacted before an update is refused", () => {
+    const room = new Harness({ ...LIMITS, maxDocumentBytes: 600 });
+    const alice = stockClient();
+    const bob = stockClient();
+    room.connect("a", alice);
+    room.connect("b", bob);
+    room.send("a", edit(alice, 0, "z".repeat(500)));
+    room.flushClients();
+    // Full: more content is refused, and compaction cannot help while the text is live.
+    expect(room.send("a", edit(alice, 0, "y".repeat(200)))[0]).toMatchObject({ code: 1009 });
+    expect(room.replica.storageStats().compactions).toBe(1);
+    // A deletion is still accepted.
+    bob.takeOutbox(); // Bob's relay of Alice's departure: not what this test is about
+    bob.doc.getText("t").delete(0, 500);
+    const [deletion] = bob.takeOutbox();
+    expect(kinds(room.send("b", deletion as Uint8Array))).toEqual(["broadcast:sync2"]);
+    // The stored bytes plus this update pass the limit, but compacted, the empty text is tiny.
+    const stored = room.replica.storageStats();
+    const next = edit(bob, 0, "w".repeat(100));
+    expect(stored.snapshotBytes + stored.logBytes + next.byteLength).toBeGreaterThan(600);
+    expect(kinds(room.send("b", next))).toEqual(["broadcast:sync2"]);
+    expect(room.replica.storageStats().compactions).toBe(2);
+    expect(textOf(room.replica.encodeDocument())).toBe("w".repeat(100));
   });
 });

@@ -1,30 +1,11 @@
 import { createExecutionContext, env, runDurableObjectAlarm, SELF } from "cloudflare:test";
-import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import type { Capability } from "../../src/auth/capabilities";
 import { configFromEnv } from "../../src/config/config-schema";
 import { shardFor } from "../../src/routing/shard-router";
 import worker from "../../src/worker";
 import { documentOf, eventually, HANDSHAKE_HEADERS, TestClient } from "./client";
-
-// The secret vitest.workers.config.ts binds as HALO_TOKEN_SECRET.
-const SECRET = new TextEncoder().encode("workers-test-secret-not-for-production");
-
-async function token(
-  sub: string,
-  cap: Capability,
-  expiresInSeconds = 600,
-  key = SECRET,
-): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ cap, name: `${sub} (test)` })
-    .setProtectedHeader({ alg: "HS256" })
-    .setSubject(sub)
-    .setIssuedAt(now)
-    .setExpirationTime(now + expiresInSeconds)
-    .sign(key);
-}
+import { token } from "./tokens";
 
 const stubOf = (room: string) =>
   env.SHARD.get(env.SHARD.idFromName(shardFor(room, "wnam", configFromEnv(env)).name));

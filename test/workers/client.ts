@@ -121,12 +121,12 @@ export function awarenessFrame(
 
 /** Polls `check` until it returns true (frames are delivered asynchronously), failing after `ms`. */
 export async function eventually(
-  check: () => boolean,
+  check: () => boolean | Promise<boolean>,
   ms = 2000,
   what = "condition",
 ): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

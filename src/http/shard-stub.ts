@@ -1,0 +1,21 @@
+import type { Member, RoomSummary } from "../core/room-replica";
+import type { ShardAddress } from "../routing/shard-router";
+import type { PersistenceStats } from "../storage/room-persistence";
+
+/** The shard's RPC surface as the Worker uses it (the generated stub type is too deep for the compiler). */
+export interface ShardStub {
+  fetch(request: Request): Promise<Response>;
+  summary(room: string): Promise<RoomSummary>;
+  presence(room: string): Promise<Member[]>;
+  document(room: string, since: Uint8Array | null): Promise<Uint8Array<ArrayBuffer>>;
+  stats(): Promise<{ loadedRooms: number; sockets: number }>;
+  storageStats(room: string): Promise<PersistenceStats>;
+}
+
+export function shardStub(namespace: Env["SHARD"], shard: ShardAddress): ShardStub {
+  // The location hint only matters the first time the object is created; it places the shard in its region.
+  const stub = namespace.get(namespace.idFromName(shard.name), {
+    locationHint: shard.region as DurableObjectLocationHint,
+  });
+  return stub as unknown as ShardStub;
+}
