@@ -25,6 +25,8 @@ export default defineConfig({
             defaultRegion: "wnam",
             shards: { wnam: 4, weur: 4, apac: 2 },
             auth: { anonymous: true },
+            // Short graces for the rooms whose tests wait for one to end.
+            presence: { graceByRoom: [{ pattern: "grace-*", graceMs: 400 }] },
             limits: {
               compactAfterUpdates: 20,
               compactAfterBytes: 65536,

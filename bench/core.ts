@@ -14,6 +14,7 @@ import * as Y from "yjs";
 import type { Right } from "../src/auth/capabilities";
 import { parseConfig } from "../src/config/config-schema";
 import { RoomReplica } from "../src/core/room-replica";
+import { MemoryPresenceStore } from "../src/presence/presence-store";
 import { OutgoingMessage } from "../src/protocol/outgoing-message";
 import { MemoryRoomStorage } from "../src/storage/memory-room-storage";
 
@@ -22,6 +23,16 @@ const limits = parseConfig({
   shards: { wnam: 1 },
   limits: { messagesPerSecond: 1e9, messageBurst: 1e9 },
 }).limits;
+/** A fresh room's dependencies: in-memory storage, so the bench times the core alone. */
+function roomDeps() {
+  return {
+    storage: new MemoryRoomStorage(),
+    presenceStore: new MemoryPresenceStore(),
+    limits,
+    presence: { graceMs: 15_000, historyFlushMs: 2_000 },
+  };
+}
+
 const EVERYONE = {
   userId: "bench",
   rights: ["read", "write", "presence"] as Right[],
@@ -50,7 +61,7 @@ function awarenessCase(clients: number, messages: number): Case {
   return {
     label: `awareness, ${clients} connections`,
     halo() {
-      const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits, Date.now());
+      const { room } = RoomReplica.open("bench", roomDeps(), Date.now());
       for (let i = 0; i < clients; i++)
         room.connect({ connectionId: `c${i}`, region: "wnam", joinedAt: 0, identity: EVERYONE });
       const start = performance.now();
@@ -110,7 +121,7 @@ function documentCase(messages: number): Case {
   return {
     label: "document updates (in-memory storage)",
     halo() {
-      const room = RoomReplica.open("bench", new MemoryRoomStorage(), limits, Date.now());
+      const { room } = RoomReplica.open("bench", roomDeps(), Date.now());
       room.connect({ connectionId: "c0", region: "wnam", joinedAt: 0, identity: EVERYONE });
       const start = performance.now();
       for (const frame of frames) room.receive("c0", frame, 0);

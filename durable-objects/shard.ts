@@ -1,31 +1,30 @@
 import { DurableObject } from "cloudflare:workers";
-import { configFromEnv, type HaloConfig } from "../src/config/config-schema";
+import { configFromEnv, graceFor, type HaloConfig } from "../src/config/config-schema";
 import type { ConnectionId } from "../src/core/awareness-table";
 import {
   type ConnectionAttachment,
   connectionAttachmentSchema,
 } from "../src/core/connection-attachment";
 import { RoomCache } from "../src/core/room-cache";
-import {
-  type Member,
-  type RoomEffect,
-  RoomReplica,
-  type RoomSummary,
-} from "../src/core/room-replica";
+import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room-replica";
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
+import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/presence-schema";
+import type { HistoryQuery } from "../src/presence/presence-store";
 import { CloseCode } from "../src/protocol/close-codes";
 import type { PersistenceStats } from "../src/storage/room-persistence";
+import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
 import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 
 /**
  * A shard: hosts many rooms, each a `RoomReplica` (the pure core). This class only adapts the
  * core to the platform: hibernatable WebSockets (one tag per room, the core's state for each
- * socket in its attachment), SQLite (through `SqliteRoomStorage`) and RPC for REST queries.
- * It starts no timer, so it hibernates whenever no frame is being handled.
+ * socket in its attachment), SQLite (document and presence stores), the alarm (its only
+ * timer) and RPC for REST queries. It hibernates whenever no frame is being handled.
  */
 export class ShardDurableObject extends DurableObject<Env> {
   private readonly config: HaloConfig;
   private readonly storage: SqliteRoomStorage;
+  private readonly presenceStore: SqlitePresenceStore;
   private readonly rooms: RoomCache<RoomReplica>;
   /** Sockets by room and connection: rebuilt from `getWebSockets(room)` when a room loads after a wake-up. */
   private readonly sockets = new Map<string, Map<ConnectionId, WebSocket>>();
@@ -34,12 +33,19 @@ export class ShardDurableObject extends DurableObject<Env> {
     WebSocket,
     { room: string; connectionId: ConnectionId }
   >();
+  /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
+  private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = configFromEnv(env);
-    this.storage = new SqliteRoomStorage(ctx.storage, this.config.limits.maxRowBytes);
-    this.rooms = new RoomCache(this.config.limits);
+    const { limits, presence } = this.config;
+    this.storage = new SqliteRoomStorage(ctx.storage, limits.maxRowBytes);
+    this.presenceStore = new SqlitePresenceStore(ctx.storage, {
+      retentionMs: presence.historyRetentionMs,
+      maxEvents: presence.maxHistoryEvents,
+    });
+    this.rooms = new RoomCache(limits);
   }
 
   /** The WebSocket upgrade, forwarded by the Worker with the room and region it resolved. */
@@ -48,6 +54,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       room: request.headers.get(SHARD_HEADERS.room),
       region: request.headers.get(SHARD_HEADERS.region),
       identity: request.headers.get(SHARD_HEADERS.identity),
+      presence: request.headers.get(SHARD_HEADERS.presence),
     });
     if (!parsed.success) {
       return Response.json(
@@ -55,56 +62,73 @@ export class ShardDurableObject extends DurableObject<Env> {
         { status: 400 },
       );
     }
-    const { room: name, region, identity } = parsed.data;
-    const room = this.room(name);
+    const { room: name, region, identity, presence } = parsed.data;
+    const room = await this.room(name);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [name]);
     const connectionId = crypto.randomUUID();
     this.socketsOf(name).set(connectionId, server);
     this.identities.set(server, { room: name, connectionId });
-    this.run(room, room.connect({ connectionId, region, joinedAt: Date.now(), identity }));
-    if (identity.expiresAt !== null) await this.expireNoLaterThan(identity.expiresAt);
+    const info = {
+      connectionId,
+      region,
+      joinedAt: Date.now(),
+      identity,
+      presenceEvents: presence === "events",
+    };
+    await this.run(room, room.connect(info));
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  override webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
-    const found = this.locate(ws);
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const found = await this.locate(ws);
     if (!found) return;
     const { room, connectionId } = found;
     if (typeof message === "string") {
       const reason = "text frames are not part of the protocol; send binary y-websocket messages";
-      this.run(room, room.reject(connectionId, CloseCode.UnsupportedData, reason));
+      await this.run(
+        room,
+        room.reject(connectionId, CloseCode.UnsupportedData, reason, Date.now()),
+      );
       return;
     }
-    this.run(room, room.receive(connectionId, new Uint8Array(message), Date.now()));
+    await this.run(room, room.receive(connectionId, new Uint8Array(message), Date.now()));
   }
 
-  override webSocketClose(ws: WebSocket, code: number, reason: string): void {
-    this.onSocketGone(ws);
+  override async webSocketClose(
+    ws: WebSocket,
+    code: number,
+    reason: string,
+    wasClean: boolean,
+  ): Promise<void> {
+    // Only a deliberate goodbye is clean for presence: browsers send 1001 on tab close, apps
+    // 1000; anything else (1005 from a bare close(), 1006 from a dropped line) gets the grace.
+    await this.onSocketGone(ws, wasClean && (code === 1000 || code === 1001));
     // Complete the closing handshake; 1005/1006 are reserved and may not be echoed.
     this.closeSocket(ws, code === 1005 || code === 1006 ? CloseCode.Normal : code, reason);
   }
 
-  override webSocketError(ws: WebSocket): void {
-    this.onSocketGone(ws);
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.onSocketGone(ws, false);
   }
 
-  /** The alarm, the shard's only timer: closes connections whose token expired. */
+  /** The alarm, the shard's only timer: token expiry, the end of disconnect graces, presence history writes. */
   override async alarm(): Promise<void> {
     const now = Date.now();
-    let next: number | null = null;
-    const rooms = new Set<string>();
+    this.alarmAt = null; // this alarm has fired
+    const names = new Set<string>([...this.rooms.names(), ...this.presenceStore.roomsInGrace()]);
     for (const ws of this.ctx.getWebSockets()) {
       const attachment = readAttachment(ws);
-      if (attachment?.identity.expiresAt != null) rooms.add(attachment.room);
+      if (attachment?.identity.expiresAt != null) names.add(attachment.room);
     }
-    for (const name of rooms) {
-      const room = this.room(name);
-      const { effects, nextExpiry } = room.expire(now);
-      this.run(room, effects);
-      if (nextExpiry !== null && (next === null || nextExpiry < next)) next = nextExpiry;
+    let next: number | null = null;
+    for (const name of names) {
+      const room = await this.room(name);
+      const { effects, nextDeadline } = room.expire(now);
+      await this.run(room, effects);
+      if (nextDeadline !== null && (next === null || nextDeadline < next)) next = nextDeadline;
     }
-    if (next !== null) await this.ctx.storage.setAlarm(next);
+    if (next !== null) await this.wakeNoLaterThan(next);
   }
 
   // RPC, for the REST endpoints and operators.
@@ -114,65 +138,88 @@ export class ShardDurableObject extends DurableObject<Env> {
     return { loadedRooms: this.rooms.size, sockets: this.ctx.getWebSockets().length };
   }
 
-  summary(name: string): RoomSummary {
-    return this.room(name).summary();
+  async summary(name: string): Promise<RoomSummary> {
+    return (await this.room(name)).summary();
   }
 
-  storageStats(name: string): PersistenceStats {
-    return this.room(name).storageStats();
+  async storageStats(name: string): Promise<PersistenceStats> {
+    return (await this.room(name)).storageStats();
   }
 
-  presence(name: string): Member[] {
-    return this.room(name).members();
+  async presence(name: string): Promise<PresenceSnapshot> {
+    return (await this.room(name)).presenceSnapshot();
   }
 
-  document(name: string, since: Uint8Array | null): Uint8Array {
-    return this.room(name).encodeDocument(since ?? undefined);
+  async members(name: string): Promise<Member[]> {
+    return (await this.room(name)).members();
   }
 
-  private async expireNoLaterThan(expiresAt: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || expiresAt < current) await this.ctx.storage.setAlarm(expiresAt);
+  async presenceHistory(
+    name: string,
+    query: HistoryQuery,
+  ): Promise<{ version: number; events: PresenceEvent[] }> {
+    const { seq } = (await this.room(name)).presenceSnapshot();
+    return { version: seq, events: this.presenceStore.history(name, query) };
   }
 
-  private onSocketGone(ws: WebSocket): void {
-    const found = this.locate(ws);
+  async document(name: string, since: Uint8Array | null): Promise<Uint8Array> {
+    return (await this.room(name)).encodeDocument(since ?? undefined);
+  }
+
+  private async onSocketGone(ws: WebSocket, clean: boolean): Promise<void> {
+    const found = await this.locate(ws);
     if (!found) return;
     this.socketsOf(found.room.name).delete(found.connectionId);
-    this.run(found.room, found.room.disconnect(found.connectionId));
+    await this.run(found.room, found.room.disconnect(found.connectionId, clean, Date.now()));
     this.evictIdleRooms();
   }
 
   /** The loaded room, loading it from SQLite (and its sockets from their attachments) when needed. */
-  private room(name: string): RoomReplica {
+  private async room(name: string): Promise<RoomReplica> {
     const cached = this.rooms.get(name);
     if (cached) return cached;
-    const room = RoomReplica.open(name, this.storage, this.config.limits, Date.now());
     const sockets = this.socketsOf(name);
+    const restored: ConnectionAttachment[] = [];
     for (const ws of this.ctx.getWebSockets(name)) {
       const attachment = readAttachment(ws);
       if (!attachment) continue;
-      room.restore(attachment);
+      restored.push(attachment);
       sockets.set(attachment.connectionId, ws);
       this.identities.set(ws, { room: name, connectionId: attachment.connectionId });
     }
+    const { limits, presence } = this.config;
+    const { room, effects } = RoomReplica.open(
+      name,
+      {
+        storage: this.storage,
+        presenceStore: this.presenceStore,
+        limits,
+        presence: { graceMs: graceFor(name, presence), historyFlushMs: presence.historyFlushMs },
+      },
+      Date.now(),
+      restored,
+    );
     this.evictIdleRooms(); // before inserting, so the room being opened is never the one unloaded
     this.rooms.set(name, room);
+    await this.run(room, effects);
     return room;
   }
 
-  private locate(ws: WebSocket): { room: RoomReplica; connectionId: ConnectionId } | undefined {
+  private async locate(
+    ws: WebSocket,
+  ): Promise<{ room: RoomReplica; connectionId: ConnectionId } | undefined> {
     const known = this.identities.get(ws);
-    if (known) return { room: this.room(known.room), connectionId: known.connectionId };
+    if (known) return { room: await this.room(known.room), connectionId: known.connectionId };
     const attachment = readAttachment(ws);
     if (!attachment) {
       this.closeSocket(ws, CloseCode.InternalError, "connection state lost; reconnect");
       return undefined;
     }
-    return { room: this.room(attachment.room), connectionId: attachment.connectionId };
+    return { room: await this.room(attachment.room), connectionId: attachment.connectionId };
   }
 
-  private run(room: RoomReplica, effects: RoomEffect[]): void {
+  /** Carries out a room's effects; the alarm is moved earlier when the room has work due. */
+  private async run(room: RoomReplica, effects: RoomEffect[]): Promise<void> {
     const sockets = this.socketsOf(room.name);
     for (const effect of effects) {
       switch (effect.kind) {
@@ -183,6 +230,10 @@ export class ShardDurableObject extends DurableObject<Env> {
           for (const [connectionId, ws] of sockets) {
             if (connectionId !== effect.except) trySend(ws, effect.frame);
           }
+          break;
+        case "multicast":
+          for (const connectionId of effect.connectionIds)
+            trySend(sockets.get(connectionId), effect.frame);
           break;
         case "attach":
           sockets.get(effect.connectionId)?.serializeAttachment(effect.attachment);
@@ -202,12 +253,21 @@ export class ShardDurableObject extends DurableObject<Env> {
           return;
       }
     }
+    const wakeAt = room.takeWakeAt();
+    if (wakeAt !== null) await this.wakeNoLaterThan(wakeAt);
+  }
+
+  private async wakeNoLaterThan(at: number): Promise<void> {
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    await this.ctx.storage.setAlarm(at);
   }
 
   private evictIdleRooms(): void {
     for (const room of this.rooms.evict()) {
       this.sockets.delete(room.name);
-      room.destroy();
+      room.unload();
     }
   }
 

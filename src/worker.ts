@@ -6,10 +6,23 @@ import { ConfigError, configFromEnv, type HaloConfig } from "./config/config-sch
 import { adminRoutes } from "./http/admin-routes";
 import type { AppEnv, Bindings } from "./http/app-env";
 import { HttpError } from "./http/errors";
+import { parseQuery } from "./http/query-params";
 import { restClientKey, restLimiterFor, spendRestRequest } from "./http/rest-rate-limit";
-import { parseRoomName, parseStateVector, resolveRegion, SHARD_HEADERS } from "./http/room-request";
+import {
+  parsePresenceOption,
+  parseRoomName,
+  parseStateVector,
+  resolveRegion,
+  SHARD_HEADERS,
+} from "./http/room-request";
 import { shardStub } from "./http/shard-stub";
 import { assertValidHandshake, wantsWebSocket } from "./http/websocket-handshake";
+import {
+  BadCursor,
+  historyQuerySchema,
+  presencePage,
+  presenceQuerySchema,
+} from "./presence/presence-query";
 import type { RequestLocation } from "./routing/region-locator";
 import { shardFor } from "./routing/shard-router";
 
@@ -105,11 +118,14 @@ async function restTarget(c: Parameters<typeof target>[0]) {
 app.all("/v1/rooms/:room", async (c) => {
   if (wantsWebSocket(c.req.raw.headers)) {
     assertValidHandshake(c.req.method, c.req.raw.headers);
+    const presence = parsePresenceOption(c.req.query("presence"));
     const { room, region, identity, stub } = await target(c);
     const forwarded = new Request(c.req.raw);
     forwarded.headers.set(SHARD_HEADERS.room, room);
     forwarded.headers.set(SHARD_HEADERS.region, region);
     forwarded.headers.set(SHARD_HEADERS.identity, JSON.stringify(identity));
+    if (presence) forwarded.headers.set(SHARD_HEADERS.presence, presence);
+    else forwarded.headers.delete(SHARD_HEADERS.presence); // only the Worker may set it
     return stub.fetch(forwarded);
   }
   if (c.req.method !== "GET") throw methodNotAllowed(c.req.method);
@@ -118,9 +134,35 @@ app.all("/v1/rooms/:room", async (c) => {
 });
 
 app.get("/v1/rooms/:room/presence", async (c) => {
+  const query = parseQuery(presenceQuerySchema, c.req.query());
   const { room, region, shard, stub } = await restTarget(c);
-  const members = await stub.presence(room);
-  return c.json({ room, region, shard: shard.name, count: members.length, members });
+  const snapshot = await stub.presence(room);
+  try {
+    return c.json({ room, region, shard: shard.name, ...presencePage(snapshot, query) });
+  } catch (error) {
+    if (error instanceof BadCursor)
+      throw new HttpError(400, "invalid_cursor", error.message, "cursor");
+    throw error;
+  }
+});
+
+app.get("/v1/rooms/:room/presence/history", async (c) => {
+  const query = parseQuery(historyQuerySchema, c.req.query());
+  const { room, stub } = await restTarget(c);
+  const { version, events } = await stub.presenceHistory(room, {
+    ...(query.since !== undefined ? { afterSeq: query.since } : {}),
+    ...(query.from !== undefined ? { fromMs: query.from } : {}),
+    ...(query.to !== undefined ? { toMs: query.to } : {}),
+    limit: query.limit + 1, // one more than asked: tells whether there is a next page
+  });
+  const page = events.slice(0, query.limit);
+  const last = page.at(-1);
+  return c.json({
+    room,
+    version,
+    events: page,
+    ...(events.length > query.limit && last ? { nextCursor: String(last.seq) } : {}),
+  });
 });
 
 app.get("/v1/rooms/:room/document", async (c) => {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { rightSchema } from "../auth/capabilities";
+import { MAX_PATTERN_LENGTH, matchesPattern, rightSchema } from "../auth/capabilities";
 import { type Region, regionSchema } from "./regions";
 
 const MiB = 1024 * 1024;
@@ -89,6 +89,47 @@ export const authSchema = z
 
 export type AuthSettings = z.infer<typeof authSchema>;
 
+const graceMsSchema = z
+  .number()
+  .int()
+  .min(0)
+  .max(24 * 3600 * 1000);
+
+/** The presence layer (DESIGN.md, "Presence semantics"). */
+export const presenceSchema = z
+  .object({
+    /** How long a member whose connection dropped stays `reconnecting` before it leaves with `timeout` (ms; 0 allowed). */
+    graceMs: graceMsSchema.default(15_000),
+    /** Per room-name pattern (`*` wildcard) grace, first match wins; rooms that match none use `graceMs`. */
+    graceByRoom: z
+      .array(
+        z.object({ pattern: z.string().min(1).max(MAX_PATTERN_LENGTH), graceMs: graceMsSchema }),
+      )
+      .max(100)
+      .default([]),
+    /** How long a member's state update may wait in memory before it is written to the history (ms). */
+    historyFlushMs: z.number().int().min(100).max(60_000).default(2_000),
+    /** History older than this is deleted (ms). */
+    historyRetentionMs: z
+      .number()
+      .int()
+      .min(60_000)
+      .default(7 * 24 * 3600 * 1000),
+    /** At most this many history events are kept per room. */
+    maxHistoryEvents: z.number().int().min(100).max(1_000_000).default(10_000),
+  })
+  .strict();
+
+export type PresenceSettings = z.infer<typeof presenceSchema>;
+
+/** The disconnect grace of `room`: the first matching pattern's, else the default. */
+export function graceFor(room: string, presence: PresenceSettings): number {
+  return (
+    presence.graceByRoom.find((rule) => matchesPattern(room, rule.pattern))?.graceMs ??
+    presence.graceMs
+  );
+}
+
 export const haloConfigSchema = z
   .object({
     /** `development` allows conveniences (region override); `production` forbids them. */
@@ -103,6 +144,7 @@ export const haloConfigSchema = z
     allowRegionOverride: z.boolean().default(false),
     limits: limitsSchema.default(limitsSchema.parse({})),
     auth: authSchema.default(authSchema.parse({})),
+    presence: presenceSchema.default(presenceSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -140,6 +182,7 @@ export interface HaloConfig {
   allowRegionOverride: boolean;
   limits: Limits;
   auth: AuthSettings;
+  presence: PresenceSettings;
 }
 
 export class ConfigError extends Error {
@@ -171,6 +214,7 @@ export function parseConfig(raw: unknown): HaloConfig {
     allowRegionOverride: parsed.allowRegionOverride,
     limits: parsed.limits,
     auth: parsed.auth,
+    presence: parsed.presence,
   };
 }
 

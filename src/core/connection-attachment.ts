@@ -12,6 +12,8 @@ export const connectionAttachmentSchema = z.object({
   region: z.string(),
   joinedAt: z.number(),
   identity: connectionIdentitySchema,
+  /** The connection opted in to presence events on the extension channel. */
+  presenceEvents: z.boolean().default(false),
   /** The awareness entries this connection owns: relay clock, the owner's own clock, state. */
   clients: z.array(
     z.object({ clientId: z.number(), clock: z.number(), ownerClock: z.number(), json: z.string() }),

@@ -1,4 +1,5 @@
 import type { AwarenessEntry } from "../protocol/awareness-codec";
+import type { ControlMessage } from "../protocol/extension-messages";
 import type { IncomingMessage } from "../protocol/incoming-message";
 import type { ConnectionId } from "./awareness-table";
 
@@ -8,6 +9,7 @@ export interface MessageTarget {
   applyClientUpdate(connectionId: ConnectionId, update: Uint8Array): void;
   applyClientAwareness(connectionId: ConnectionId, entries: readonly AwarenessEntry[]): void;
   answerQueryAwareness(connectionId: ConnectionId): void;
+  applyControl(connectionId: ConnectionId, message: ControlMessage): void;
 }
 
 /** Routes a decoded client message to its handler; sync step 2 and update are the same operation for a server. */
@@ -29,6 +31,9 @@ export function receiveMessage(
       return;
     case "query-awareness":
       target.answerQueryAwareness(connectionId);
+      return;
+    case "control":
+      target.applyControl(connectionId, message.message);
       return;
   }
 }

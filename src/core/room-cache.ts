@@ -33,6 +33,11 @@ export class RoomCache<T extends CachedRoom> {
     return room;
   }
 
+  /** The loaded rooms' names, least recently used first. */
+  names(): string[] {
+    return [...this.rooms.keys()];
+  }
+
   /** Looks without changing recency. */
   peek(name: string): T | undefined {
     return this.rooms.get(name);

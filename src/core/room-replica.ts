@@ -3,11 +3,19 @@ import { type ConnectionIdentity, hasRight } from "../auth/authenticate";
 import type { Right } from "../auth/capabilities";
 import { TokenBucket } from "../limits/token-bucket";
 import {
+  type LiveConnection,
+  type PresenceOptions,
+  PresenceRoster,
+} from "../presence/presence-roster";
+import type { Member, PresenceEvent, PresenceSnapshot } from "../presence/presence-schema";
+import type { PresenceStore } from "../presence/presence-store";
+import {
   type AwarenessEntry,
   type AwarenessState,
   parseAwarenessState,
 } from "../protocol/awareness-codec";
 import { CloseCode, type CloseCodeValue, closeReason } from "../protocol/close-codes";
+import type { ControlMessage } from "../protocol/extension-messages";
 import { decodeIncomingMessage, type IncomingLimits } from "../protocol/incoming-message";
 import { OutgoingMessage } from "../protocol/outgoing-message";
 import { ProtocolError } from "../protocol/protocol-error";
@@ -33,21 +41,36 @@ export interface RoomLimits extends IncomingLimits, CompactionThresholds {
 export interface ConnectionInfo {
   connectionId: ConnectionId;
   region: string;
+  /** When the connection opened (Unix ms): also the time of the `connect` call. */
   joinedAt: number;
   /** Who the Worker established the connection to be, and its rights in this room. */
   identity: ConnectionIdentity;
+  /** The connection opted in to presence events on the extension channel. */
+  presenceEvents?: boolean;
+}
+
+/** What a room needs from its shard: storage for the document and for presence, and its settings. */
+export interface RoomDependencies {
+  storage: RoomStorage;
+  presenceStore: PresenceStore;
+  limits: RoomLimits;
+  /** Presence settings resolved for this room (its grace). */
+  presence: PresenceOptions;
 }
 
 /** What the shell must do after a call into the room. Frames are encoded once, here. */
 export type RoomEffect =
   | { kind: "send"; connectionId: ConnectionId; frame: Uint8Array }
   | { kind: "broadcast"; frame: Uint8Array; except?: ConnectionId }
+  /** The same frame to a few connections (the presence subscribers). */
+  | { kind: "multicast"; connectionIds: ConnectionId[]; frame: Uint8Array }
   | { kind: "attach"; connectionId: ConnectionId; attachment: ConnectionAttachment }
   | { kind: "close"; connectionId: ConnectionId; code: number; reason: string }
   /** The room's memory may no longer match its storage: close every socket and unload it. */
   | { kind: "fail-room"; reason: string };
 
-export interface Member {
+/** An awareness entry with the connection that owns it: the awareness layer, without grace. */
+export interface AwarenessOwner {
   clientId: number;
   state: AwarenessState | null;
   userId: string;
@@ -78,31 +101,82 @@ export class RoomReplica implements MessageTarget {
    */
   private readonly buckets = new Map<ConnectionId, TokenBucket>();
   private readonly persistence: RoomPersistence;
+  private readonly limits: RoomLimits;
+  /** Set by `open` once the live connections are known. */
+  private presence!: PresenceRoster;
   private effects: RoomEffect[] = [];
+  /** Presence events of the current call, sent to subscribers in one frame when it ends. */
+  private presenceEvents: PresenceEvent[] = [];
+  /** The time of the current call (Unix ms): every entry point is given it. */
+  private nowMs: number;
+  /** The earliest time the room asked to be woken at since the shell last looked. */
+  private wakeAt: number | null = null;
 
   private constructor(
     readonly name: string,
-    storage: RoomStorage,
-    private readonly limits: RoomLimits,
+    deps: RoomDependencies,
     nowMs: number,
   ) {
+    this.limits = deps.limits;
+    this.nowMs = nowMs;
     // Relay clocks start above every earlier load's (awareness-table.ts).
-    this.awareness = new AwarenessTable(limits.maxClientIdsPerConnection, nowMs);
-    this.persistence = new RoomPersistence(name, storage, limits);
+    this.awareness = new AwarenessTable(deps.limits.maxClientIdsPerConnection, nowMs);
+    this.persistence = new RoomPersistence(name, deps.storage, deps.limits);
     this.doc.on("update", (update: Uint8Array, origin: unknown) =>
       this.onDocumentUpdate(update, origin),
     );
   }
 
-  /** Loads the room's document from storage; `nowMs` is the current time (Unix ms). */
-  static open(name: string, storage: RoomStorage, limits: RoomLimits, nowMs: number): RoomReplica {
-    const room = new RoomReplica(name, storage, limits, nowMs);
+  /**
+   * Loads the room: its document from storage, the connections whose sockets survived
+   * hibernation (from their attachments), then its presence, which must know which members'
+   * connections are still open. The effects carry presence events the load caused (members
+   * whose connection vanished with a restart start their grace).
+   */
+  static open(
+    name: string,
+    deps: RoomDependencies,
+    nowMs: number,
+    restored: readonly ConnectionAttachment[] = [],
+  ): { room: RoomReplica; effects: RoomEffect[] } {
+    const room = new RoomReplica(name, deps, nowMs);
     room.persistence.loadInto(room.doc);
-    return room;
+    const live: LiveConnection[] = [];
+    for (const attachment of restored) {
+      const { connectionId, region, joinedAt, identity, presenceEvents } = attachment;
+      const info = { connectionId, region, joinedAt, identity, presenceEvents };
+      room.connections.set(connectionId, info);
+      room.awareness.restoreConnection(connectionId, attachment.clients);
+      live.push({
+        connectionId,
+        region,
+        identity,
+        clients: attachment.clients.flatMap(({ clientId, json }) => {
+          const state = parseAwarenessState(json);
+          return state === null ? [] : [{ clientId, state }];
+        }),
+      });
+    }
+    const loaded = PresenceRoster.load(name, deps.presenceStore, deps.presence, nowMs, live);
+    room.presence = loaded.roster;
+    room.presenceEvents.push(...loaded.events);
+    room.wakeFor(loaded.roster.nextDeadline());
+    return { room, effects: room.flush() };
   }
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  /**
+   * When the room has work due (Unix ms) that it asked for since the last look: a token
+   * expiry, the end of a grace, presence updates to write. The shell's alarm must fire no
+   * later. Cheap, so the shell asks after every call.
+   */
+  takeWakeAt(): number | null {
+    const at = this.wakeAt;
+    this.wakeAt = null;
+    return at;
   }
 
   /** Approximate memory weight of the loaded room, for the shard's budget. */
@@ -110,8 +184,12 @@ export class RoomReplica implements MessageTarget {
     return this.persistence.storedBytes;
   }
 
-  /** A new socket: send sync step 1 and the current awareness, as the reference server does. */
+  /**
+   * A new socket: send sync step 1 and the current awareness, as the reference server does,
+   * and the presence snapshot if it subscribed. `info.joinedAt` is the time of the call.
+   */
   connect(info: ConnectionInfo): RoomEffect[] {
+    this.nowMs = info.joinedAt;
     const { maxConnectionsPerRoom } = this.limits;
     if (this.connections.size >= maxConnectionsPerRoom) {
       this.emit({
@@ -136,19 +214,14 @@ export class RoomReplica implements MessageTarget {
         frame: OutgoingMessage.awareness(present),
       });
     }
+    if (info.presenceEvents) this.sendPresenceSnapshot(info.connectionId);
     this.emit({
       kind: "attach",
       connectionId: info.connectionId,
       attachment: this.attachmentOf(info),
     });
+    if (info.identity.expiresAt !== null) this.wakeFor(info.identity.expiresAt);
     return this.flush();
-  }
-
-  /** A socket that survived hibernation: rebuild its presence from its attachment, send nothing. */
-  restore(attachment: ConnectionAttachment): void {
-    const { connectionId, region, joinedAt, identity } = attachment;
-    this.connections.set(connectionId, { connectionId, region, joinedAt, identity });
-    this.awareness.restoreConnection(connectionId, attachment.clients);
   }
 
   /**
@@ -159,6 +232,7 @@ export class RoomReplica implements MessageTarget {
    */
   receive(connectionId: ConnectionId, frame: Uint8Array, nowMs: number): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
+    this.nowMs = nowMs;
     if (!this.withinRate(connectionId, nowMs)) {
       const { messagesPerSecond, messageBurst } = this.limits;
       this.closeConnection(
@@ -194,15 +268,25 @@ export class RoomReplica implements MessageTarget {
   }
 
   /** Closes a connection for something the shell caught (a text frame): like a bad frame, only that connection goes. */
-  reject(connectionId: ConnectionId, code: CloseCodeValue, reason: string): RoomEffect[] {
+  reject(
+    connectionId: ConnectionId,
+    code: CloseCodeValue,
+    reason: string,
+    nowMs: number,
+  ): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
+    this.nowMs = nowMs;
     this.closeConnection(connectionId, code, reason);
     return this.flush();
   }
 
-  /** A connection closed (cleanly or not): its awareness entries are removed at once. */
-  disconnect(connectionId: ConnectionId): RoomEffect[] {
-    if (this.connections.has(connectionId)) this.removeConnection(connectionId);
+  /**
+   * A connection closed. Its awareness entries are removed at once either way; its presence
+   * members leave at once after a clean close, and get the disconnect grace otherwise.
+   */
+  disconnect(connectionId: ConnectionId, clean: boolean, nowMs: number): RoomEffect[] {
+    this.nowMs = nowMs;
+    if (this.connections.has(connectionId)) this.removeConnection(connectionId, clean);
     return this.flush();
   }
 
@@ -250,6 +334,28 @@ export class RoomReplica implements MessageTarget {
     const info = this.connections.get(connectionId);
     if (result.ownedChanged && info)
       this.emit({ kind: "attach", connectionId, attachment: this.attachmentOf(info) });
+    if (info) {
+      // The presence layer follows the owned changes (the relayed entries are exactly those).
+      for (const entry of result.relay) {
+        const state = parseAwarenessState(entry.json);
+        this.presenceEvents.push(
+          ...(state === null
+            ? this.presence.withdraw(entry.clientId, this.nowMs)
+            : this.presence.announce(info, entry.clientId, state, this.nowMs)),
+        );
+      }
+      this.wakeFor(this.presence.nextFlush());
+    }
+  }
+
+  applyControl(connectionId: ConnectionId, message: ControlMessage): void {
+    const info = this.connections.get(connectionId);
+    if (!info) return;
+    if (message.type === "presence.subscribe" && !info.presenceEvents) {
+      info.presenceEvents = true;
+      this.emit({ kind: "attach", connectionId, attachment: this.attachmentOf(info) });
+    }
+    this.sendPresenceSnapshot(connectionId);
   }
 
   answerQueryAwareness(connectionId: ConnectionId): void {
@@ -265,7 +371,18 @@ export class RoomReplica implements MessageTarget {
     return stateVector ? this.diffSince(stateVector) : Y.encodeStateAsUpdate(this.doc);
   }
 
+  /** Presence members: every announced client, joined with its connection, including those in their grace. */
   members(): Member[] {
+    return this.presence.memberList();
+  }
+
+  /** The presence snapshot (members, users, sequence number). */
+  presenceSnapshot(): PresenceSnapshot {
+    return this.presence.snapshot();
+  }
+
+  /** The awareness layer's entries and their owners (no grace: a closed connection's are gone). */
+  awarenessOwners(): AwarenessOwner[] {
     return this.awareness.presentWithOwners().flatMap((entry) => {
       const info = this.connections.get(entry.owner);
       if (!info) return [];
@@ -285,7 +402,7 @@ export class RoomReplica implements MessageTarget {
   summary(): RoomSummary {
     return {
       connections: this.connections.size,
-      members: this.awareness.presentWithOwners().length,
+      members: this.presence.memberList().length,
       documentBytes: Y.encodeStateAsUpdate(this.doc).byteLength,
     };
   }
@@ -295,7 +412,13 @@ export class RoomReplica implements MessageTarget {
     return this.persistence.snapshotStats();
   }
 
-  /** Releases the document when the shard unloads the room. */
+  /** Writes what presence kept in memory and releases the document, when the shard unloads the room. */
+  unload(): void {
+    this.presence.flush();
+    this.doc.destroy();
+  }
+
+  /** Releases the document without writing anything (the room failed, or in tests). */
   destroy(): void {
     this.doc.destroy();
   }
@@ -311,10 +434,12 @@ export class RoomReplica implements MessageTarget {
   }
 
   /**
-   * Closes every connection whose token expired by `nowMs`; the client can reconnect with a
-   * fresh token. Returns the effects and the next expiry still ahead (for the shard's alarm).
+   * The alarm: closes every connection whose token expired by `nowMs` (the client can
+   * reconnect with a fresh token), ends disconnect graces that ran out and writes waiting
+   * presence updates. Returns the effects and when the room next has work (for the alarm).
    */
-  expire(nowMs: number): { effects: RoomEffect[]; nextExpiry: number | null } {
+  expire(nowMs: number): { effects: RoomEffect[]; nextDeadline: number | null } {
+    this.nowMs = nowMs;
     let nextExpiry: number | null = null;
     for (const [connectionId, info] of this.connections) {
       const expiresAt = info.identity.expiresAt;
@@ -329,7 +454,10 @@ export class RoomReplica implements MessageTarget {
         nextExpiry = expiresAt;
       }
     }
-    return { effects: this.flush(), nextExpiry };
+    this.presenceEvents.push(...this.presence.expire(nowMs));
+    const presenceDeadline = this.presence.nextDeadline();
+    this.wakeAt = null; // the alarm is being set from the full answer below
+    return { effects: this.flush(), nextDeadline: earliest(nextExpiry, presenceDeadline) };
   }
 
   /**
@@ -371,18 +499,38 @@ export class RoomReplica implements MessageTarget {
     return info !== undefined && hasRight(info.identity, right);
   }
 
-  /** Tells the shell to close the socket, and drops the connection and its awareness at once. */
+  /**
+   * Tells the shell to close the socket, and drops the connection and its awareness at once.
+   * For presence this is not a clean close: the client will reconnect, so its members get the grace.
+   */
   private closeConnection(connectionId: ConnectionId, code: number, reason: string): void {
     this.emit({ kind: "close", connectionId, code, reason: closeReason(reason) });
-    this.removeConnection(connectionId);
+    this.removeConnection(connectionId, false);
   }
 
-  private removeConnection(connectionId: ConnectionId): void {
+  private removeConnection(connectionId: ConnectionId, clean: boolean): void {
     this.connections.delete(connectionId);
     this.buckets.delete(connectionId);
     const removed = this.awareness.removeConnection(connectionId);
     if (removed.length > 0)
       this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(removed) });
+    this.presenceEvents.push(...this.presence.connectionGone(connectionId, clean, this.nowMs));
+    this.wakeFor(this.presence.nextDeadline());
+  }
+
+  private sendPresenceSnapshot(connectionId: ConnectionId): void {
+    this.emit({
+      kind: "send",
+      connectionId,
+      frame: OutgoingMessage.extension({
+        type: "presence.snapshot",
+        snapshot: this.presence.snapshot(),
+      }),
+    });
+  }
+
+  private wakeFor(at: number | null): void {
+    this.wakeAt = earliest(this.wakeAt, at);
   }
 
   private diffSince(stateVector: Uint8Array): Uint8Array {
@@ -397,18 +545,47 @@ export class RoomReplica implements MessageTarget {
   }
 
   private attachmentOf(info: ConnectionInfo): ConnectionAttachment {
-    return { v: 1, room: this.name, ...info, clients: this.awareness.ownedBy(info.connectionId) };
+    return {
+      v: 1,
+      room: this.name,
+      ...info,
+      presenceEvents: info.presenceEvents ?? false,
+      clients: this.awareness.ownedBy(info.connectionId),
+    };
   }
 
   private emit(effect: RoomEffect): void {
     this.effects.push(effect);
   }
 
+  /** Ends a call: its presence events go to the subscribers in one frame, and its effects to the shell. */
   private flush(): RoomEffect[] {
+    if (this.presenceEvents.length > 0) {
+      const subscribers = [...this.connections.values()]
+        .filter((info) => info.presenceEvents)
+        .map((info) => info.connectionId);
+      if (subscribers.length > 0) {
+        this.emit({
+          kind: "multicast",
+          connectionIds: subscribers,
+          frame: OutgoingMessage.extension({
+            type: "presence.events",
+            events: this.presenceEvents,
+          }),
+        });
+      }
+      this.presenceEvents = [];
+    }
     const effects = this.effects;
     this.effects = [];
     return effects;
   }
+}
+
+function earliest(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
 }
 
 /**

@@ -40,7 +40,7 @@ adminRoutes.get("/rooms/:room", async (c) => {
   const [summary, storage, members] = await Promise.all([
     stub.summary(room),
     stub.storageStats(room),
-    stub.presence(room),
+    stub.members(room),
   ]);
   return c.json({ room, region, shard: shard.name, ...summary, storage, members });
 });

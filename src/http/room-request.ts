@@ -11,6 +11,8 @@ export const SHARD_HEADERS = {
   room: "x-halo-room",
   region: "x-halo-region",
   identity: "x-halo-identity",
+  /** `events` when the client asked for presence events (`?presence=events`). */
+  presence: "x-halo-presence",
 } as const;
 
 export const shardUpgradeHeadersSchema = z.object({
@@ -27,7 +29,20 @@ export const shardUpgradeHeadersSchema = z.object({
       }
     })
     .pipe(connectionIdentitySchema),
+  presence: z.enum(["events"]).nullish(),
 });
+
+/** `?presence=` on a WebSocket URL: `events` opts in to presence events on the extension channel. */
+export function parsePresenceOption(raw: string | undefined): "events" | null {
+  if (raw === undefined) return null;
+  if (raw === "events") return "events";
+  throw new HttpError(
+    400,
+    "invalid_presence_option",
+    'presence must be "events" (presence events on the extension channel) or absent',
+    "presence",
+  );
+}
 
 /** Validates the `:room` path segment; a bad name is a 400 that names the field. */
 export function parseRoomName(raw: string | undefined): string {

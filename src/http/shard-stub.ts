@@ -1,4 +1,6 @@
-import type { Member, RoomSummary } from "../core/room-replica";
+import type { RoomSummary } from "../core/room-replica";
+import type { Member, PresenceEvent, PresenceSnapshot } from "../presence/presence-schema";
+import type { HistoryQuery } from "../presence/presence-store";
 import type { ShardAddress } from "../routing/shard-router";
 import type { PersistenceStats } from "../storage/room-persistence";
 
@@ -6,7 +8,12 @@ import type { PersistenceStats } from "../storage/room-persistence";
 export interface ShardStub {
   fetch(request: Request): Promise<Response>;
   summary(room: string): Promise<RoomSummary>;
-  presence(room: string): Promise<Member[]>;
+  presence(room: string): Promise<PresenceSnapshot>;
+  members(room: string): Promise<Member[]>;
+  presenceHistory(
+    room: string,
+    query: HistoryQuery,
+  ): Promise<{ version: number; events: PresenceEvent[] }>;
   document(room: string, since: Uint8Array | null): Promise<Uint8Array<ArrayBuffer>>;
   stats(): Promise<{ loadedRooms: number; sockets: number }>;
   storageStats(room: string): Promise<PersistenceStats>;

@@ -1,7 +1,8 @@
 import type { AwarenessEntry, AwarenessLimits } from "./awareness-codec";
 import { decodeAwarenessUpdate } from "./awareness-codec";
 import { CloseCode } from "./close-codes";
-import { FrameReader } from "./frame-reader";
+import { type ControlMessage, controlMessageSchema } from "./extension-messages";
+import { decodeUtf8, FrameReader, malformed } from "./frame-reader";
 import { MessageType, SyncMessageType } from "./message-types";
 import { ProtocolError } from "./protocol-error";
 
@@ -11,7 +12,8 @@ export type IncomingMessage =
   | { type: "sync-step2"; update: Uint8Array }
   | { type: "sync-update"; update: Uint8Array }
   | { type: "awareness"; entries: AwarenessEntry[] }
-  | { type: "query-awareness" };
+  | { type: "query-awareness" }
+  | { type: "control"; message: ControlMessage };
 
 export interface IncomingLimits extends AwarenessLimits {
   maxFrameBytes: number;
@@ -52,6 +54,11 @@ export function decodeIncomingMessage(frame: Uint8Array, limits: IncomingLimits)
     case MessageType.QueryAwareness:
       reader.expectEnd("queryAwareness message");
       return { type: "query-awareness" };
+    case MessageType.Halo: {
+      const text = decodeUtf8(reader.readVarBytes("extension message"), "extension message");
+      reader.expectEnd("extension message");
+      return { type: "control", message: decodeControl(text) };
+    }
     case MessageType.Auth:
       throw new ProtocolError(
         CloseCode.UnsupportedData,
@@ -60,4 +67,20 @@ export function decodeIncomingMessage(frame: Uint8Array, limits: IncomingLimits)
     default:
       throw new ProtocolError(CloseCode.UnsupportedData, `unknown message type ${type}`);
   }
+}
+
+function decodeControl(text: string): ControlMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw malformed("extension message is not valid JSON");
+  }
+  const parsed = controlMessageSchema.safeParse(value);
+  if (!parsed.success) {
+    throw malformed(
+      `extension message is not a known control message: ${parsed.error.issues[0]?.message ?? "invalid"}`,
+    );
+  }
+  return parsed.data;
 }

@@ -4,6 +4,12 @@ export const MessageType = {
   Awareness: 1,
   Auth: 2,
   QueryAwareness: 3,
+  /**
+   * Halo's extension channel: one JSON message per frame (extension-messages.ts). The server
+   * sends it only to connections that opted in, so stock clients never see a type they do not
+   * know; 100 keeps clear of the small numbers other y-websocket extensions use.
+   */
+  Halo: 100,
 } as const;
 
 /** Sub-types of a sync message (y-protocols/sync). */

@@ -1,5 +1,6 @@
 import * as encoding from "lib0/encoding";
 import { type AwarenessEntry, writeAwarenessUpdate } from "./awareness-codec";
+import type { ServerExtensionMessage } from "./extension-messages";
 import { AuthMessageType, MessageType, SyncMessageType } from "./message-types";
 
 /**
@@ -22,6 +23,13 @@ export const OutgoingMessage = {
     const encoder = encoding.createEncoder();
     encoding.writeVarUint(encoder, MessageType.Awareness);
     encoding.writeVarUint8Array(encoder, encoding.toUint8Array(inner));
+    return encoding.toUint8Array(encoder);
+  },
+  /** A message on Halo's extension channel, for connections that opted in. */
+  extension(message: ServerExtensionMessage): Uint8Array {
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MessageType.Halo);
+    encoding.writeVarString(encoder, JSON.stringify(message));
     return encoding.toUint8Array(encoder);
   },
   /** y-protocols/auth "permission denied": the stock provider logs the reason. */

@@ -8,7 +8,14 @@ import {
   type ConnectionAttachment,
   connectionAttachmentSchema,
 } from "../../src/core/connection-attachment";
-import { type RoomEffect, type RoomLimits, RoomReplica } from "../../src/core/room-replica";
+import {
+  type RoomDependencies,
+  type RoomEffect,
+  type RoomLimits,
+  RoomReplica,
+} from "../../src/core/room-replica";
+import type { PresenceOptions } from "../../src/presence/presence-roster";
+import { MemoryPresenceStore } from "../../src/presence/presence-store";
 import type { AwarenessEntry } from "../../src/protocol/awareness-codec";
 import { decodeIncomingMessage } from "../../src/protocol/incoming-message";
 import { OutgoingMessage } from "../../src/protocol/outgoing-message";
@@ -55,13 +62,30 @@ afterEach(() => {
 
 /** How many times each storage has had the room loaded: the n-th load happens at second n. */
 const loadsOf = new WeakMap<RoomStorage, number>();
+/** Each document storage's presence store: a room's two halves live in one SQLite database. */
+const presenceStores = new WeakMap<RoomStorage, MemoryPresenceStore>();
 
-function open(storage: RoomStorage = new MemoryRoomStorage(), limits = LIMITS): RoomReplica {
+const PRESENCE: PresenceOptions = { graceMs: 15_000, historyFlushMs: 2_000 };
+
+function depsOf(storage: RoomStorage, limits: RoomLimits): RoomDependencies {
+  let presenceStore = presenceStores.get(storage);
+  if (!presenceStore) {
+    presenceStore = new MemoryPresenceStore();
+    presenceStores.set(storage, presenceStore);
+  }
+  return { storage, presenceStore, limits, presence: PRESENCE };
+}
+
+function open(
+  storage: RoomStorage = new MemoryRoomStorage(),
+  limits = LIMITS,
+  restored: readonly ConnectionAttachment[] = [],
+): RoomReplica {
   const load = (loadsOf.get(storage) ?? 0) + 1;
   loadsOf.set(storage, load);
-  const replica = RoomReplica.open(ROOM, storage, limits, load * 1000);
-  toDestroy.push(replica);
-  return replica;
+  const { room } = RoomReplica.open(ROOM, depsOf(storage, limits), load * 1000, restored);
+  toDestroy.push(room);
+  return room;
 }
 
 /** A stock client; like a fresh `Awareness`, it has a state (`{}`) unless told otherwise. */
@@ -122,6 +146,8 @@ function kinds(effects: readonly RoomEffect[]): string[] {
         return `broadcast:${frameName(e.frame)}${e.except === undefined ? "" : `:except:${e.except}`}`;
       case "fail-room":
         return "fail-room";
+      case "multicast":
+        return `multicast:${e.connectionIds.join(",")}`;
       default:
         return `${e.kind}:${e.connectionId}`;
     }
@@ -185,15 +211,18 @@ class Harness {
   constructor(
     limits = LIMITS,
     readonly storage = new MemoryRoomStorage(),
+    /** Sockets that survived hibernation, their clients still on the other end. */
+    restored: ReadonlyArray<[StockClient, ConnectionAttachment]> = [],
   ) {
-    this.replica = open(this.storage, limits);
-  }
-
-  /** A socket that survived hibernation, its client still on the other end. */
-  restore(client: StockClient, attachment: ConnectionAttachment): void {
-    this.clients.set(attachment.connectionId, client);
-    this.attachments.set(attachment.connectionId, attachment);
-    this.replica.restore(attachment);
+    for (const [client, attachment] of restored) {
+      this.clients.set(attachment.connectionId, client);
+      this.attachments.set(attachment.connectionId, attachment);
+    }
+    this.replica = open(
+      this.storage,
+      limits,
+      restored.map(([, attachment]) => attachment),
+    );
   }
 
   connect(connectionId: ConnectionId, client: StockClient, joinedAt = 1000): void {
@@ -212,7 +241,7 @@ class Harness {
 
   disconnect(connectionId: ConnectionId): RoomEffect[] {
     this.clients.delete(connectionId);
-    const effects = this.replica.disconnect(connectionId);
+    const effects = this.replica.disconnect(connectionId, false, NOW);
     this.apply(effects);
     return effects;
   }
@@ -290,6 +319,7 @@ describe("RoomReplica: connect", () => {
       region: "weur",
       joinedAt: 1234,
       identity: EVERYONE,
+      presenceEvents: false,
       clients: [],
     });
     expect(replica.connectionCount).toBe(1);
@@ -476,7 +506,7 @@ describe("RoomReplica: messages", () => {
 
     room.flushClients();
     expect(alice.awareness.getStates().get(bob.clientId)).toEqual({ name: "Bob", typing: true });
-    expect(room.replica.members().find((m) => m.clientId === bob.clientId)?.state).toEqual({
+    expect(room.replica.awarenessOwners().find((m) => m.clientId === bob.clientId)?.state).toEqual({
       name: "Bob",
       typing: true,
     });
@@ -587,9 +617,9 @@ describe("RoomReplica: messages", () => {
     expect(room.attachments.get("v")?.clients).toEqual([]);
     const takeover = rawAwarenessFrame([{ clientId: 1, clock: 1000, state: '{"name":"Mallory"}' }]);
     expect(room.replica.receive("v", takeover, NOW)).toEqual([]);
-    expect(room.replica.members().map((m) => [m.clientId, m.connectionId, m.state])).toEqual([
-      [1, "a", { name: "Alice" }],
-    ]);
+    expect(
+      room.replica.awarenessOwners().map((m) => [m.clientId, m.connectionId, m.state]),
+    ).toEqual([[1, "a", { name: "Alice" }]]);
     // The viewer can still claim a clientID of its own.
     const own = rawAwarenessFrame([{ clientId: 2, clock: 1, state: '{"name":"Viewer"}' }]);
     expect(kinds(room.send("v", own))).toEqual([
@@ -606,7 +636,7 @@ describe("RoomReplica: messages", () => {
     room.connect("b", stockClient({ name: "Bob" }, 2));
     const spoof = rawAwarenessFrame([{ clientId: 1, clock: 1000, state: "null" }]);
     expect(room.replica.receive("b", spoof, NOW)).toEqual([]);
-    expect(room.replica.members().map((m) => m.clientId)).toEqual([1, 2]);
+    expect(room.replica.awarenessOwners().map((m) => m.clientId)).toEqual([1, 2]);
   });
 
   // Regression: the codec accepts any JSON text whose value is null, such as " null", but the
@@ -618,7 +648,7 @@ describe("RoomReplica: messages", () => {
     expect(
       replica.receive("a", rawAwarenessFrame([{ clientId: 5, clock: 1, state: " null" }]), NOW),
     ).toEqual([]);
-    expect(replica.members()).toEqual([]);
+    expect(replica.awarenessOwners()).toEqual([]);
     expect(replica.summary().members).toBe(0);
   });
 
@@ -642,7 +672,7 @@ describe("RoomReplica: messages", () => {
       { clientId: 5, clock: expect.any(Number), json: "null" },
     ]);
     expect(bob.awareness.getStates().has(5)).toBe(false);
-    expect(room.replica.members().map((m) => m.clientId)).toEqual([bob.clientId]);
+    expect(room.replica.awarenessOwners().map((m) => m.clientId)).toEqual([bob.clientId]);
   });
 
   it("disconnect broadcasts a null state at relay clock + 1 for the connection's clientIDs, which every peer accepts", () => {
@@ -670,15 +700,18 @@ describe("RoomReplica: messages", () => {
     expect(bob.awareness.getStates().has(5)).toBe(false);
     expect(carol.awareness.getStates().has(5)).toBe(false);
     expect(room.replica.connectionCount).toBe(2);
-    expect(room.replica.members().map((m) => m.clientId)).toEqual([bob.clientId, carol.clientId]);
+    expect(room.replica.awarenessOwners().map((m) => m.clientId)).toEqual([
+      bob.clientId,
+      carol.clientId,
+    ]);
   });
 
   it("disconnect of a connection without awareness, or of an unknown one, sends nothing", () => {
     const replica = open();
     replica.connect(info("a"));
-    expect(replica.disconnect("a")).toEqual([]);
-    expect(replica.disconnect("a")).toEqual([]);
-    expect(replica.disconnect("nobody")).toEqual([]);
+    expect(replica.disconnect("a", false, NOW)).toEqual([]);
+    expect(replica.disconnect("a", false, NOW)).toEqual([]);
+    expect(replica.disconnect("nobody", false, NOW)).toEqual([]);
     expect(replica.connectionCount).toBe(0);
   });
 
@@ -819,7 +852,7 @@ describe("RoomReplica: bad frames", () => {
       expect(room.replica.encodeDocument()).toEqual(docBefore);
       expect(room.storage.writes).toBe(writesBefore);
       expect(room.replica.connectionCount).toBe(1);
-      expect(room.replica.members().map((m) => m.clientId)).toEqual([22]);
+      expect(room.replica.awarenessOwners().map((m) => m.clientId)).toEqual([22]);
       expect(bob.awareness.getStates().has(11)).toBe(false);
 
       // The closed connection is gone: anything more it sends is ignored.
@@ -869,7 +902,7 @@ describe("RoomReplica: bad frames", () => {
     expect(room.failed).toBeNull();
     expect([...room.closed.keys()]).toEqual(["a"]);
     expect(room.replica.connectionCount).toBe(1);
-    expect(room.replica.members().map((m) => m.clientId)).toEqual([22]);
+    expect(room.replica.awarenessOwners().map((m) => m.clientId)).toEqual([22]);
     expect(bob.awareness.getStates().has(11)).toBe(false);
 
     // What Yjs applied was stored, and Bob got it: memory, storage and Bob agree.
@@ -1021,7 +1054,7 @@ describe("RoomReplica: bad frames", () => {
           if (effect.reason === "malformed frame: Yjs could not integrate the update")
             unintegrable++;
         }
-        replica.disconnect(id);
+        replica.disconnect(id, false, NOW);
       }
       expect(errors).not.toHaveBeenCalled();
     } finally {
@@ -1064,7 +1097,7 @@ describe("RoomReplica: storage", () => {
       Y.encodeStateVector(docOf(before)),
     );
     expect(reopened.connectionCount).toBe(0);
-    expect(reopened.members()).toEqual([]);
+    expect(reopened.awarenessOwners()).toEqual([]);
   });
 
   it("each load of a room relays claims above the floor of the millisecond it was loaded in", () => {
@@ -1077,7 +1110,11 @@ describe("RoomReplica: storage", () => {
       ]);
     }
     // The floor comes from the time passed in, not from the storage: any room, any storage.
-    const elsewhere = RoomReplica.open("team:doc-2", new MemoryRoomStorage(), LIMITS, 42_999);
+    const { room: elsewhere } = RoomReplica.open(
+      "team:doc-2",
+      depsOf(new MemoryRoomStorage(), LIMITS),
+      42_999,
+    );
     toDestroy.push(elsewhere);
     const effects = elsewhere.connect({
       connectionId: "x",
@@ -1176,18 +1213,21 @@ describe("RoomReplica: hibernation, queries", () => {
     expect(room.attachments.get("c")?.clients).toEqual([
       { clientId: 3, clock: expect.any(Number), ownerClock: ownClock(carol), json: "null" },
     ]);
-    const members = room.replica.members();
+    const members = room.replica.awarenessOwners();
     const [queryBefore] = room.replica.receive("c", queryAwarenessFrame(), NOW);
 
-    const woken = open(room.storage);
-    for (const id of ["a", "b", "c"]) {
-      const attachment = room.attachments.get(id);
-      expect(attachment).toBeDefined();
-      // What the shell stores must survive JSON and the schema.
-      woken.restore(connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment))));
-    }
+    const woken = open(
+      room.storage,
+      LIMITS,
+      ["a", "b", "c"].map((id) => {
+        const attachment = room.attachments.get(id);
+        expect(attachment).toBeDefined();
+        // What the shell stores must survive JSON and the schema.
+        return connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment)));
+      }),
+    );
     expect(woken.connectionCount).toBe(3);
-    expect(woken.members()).toEqual(members);
+    expect(woken.awarenessOwners()).toEqual(members);
     const [queryAfter] = woken.receive("c", queryAwarenessFrame(), NOW);
     if (queryBefore?.kind !== "send" || queryAfter?.kind !== "send") throw new Error("unexpected");
     expect(queryAfter.frame).toEqual(queryBefore.frame);
@@ -1217,7 +1257,7 @@ describe("RoomReplica: hibernation, queries", () => {
     expect(woken.receive("b", claim, NOW)).toEqual([]);
 
     // Clocks survived: removal after waking is still above what clients have seen.
-    const [removal] = woken.disconnect("a");
+    const [removal] = woken.disconnect("a", false, NOW);
     if (removal?.kind !== "broadcast") throw new Error("unexpected");
     const alicesClock = room.attachments.get("a")?.clients[0]?.clock ?? -1;
     expect(decodeIncomingMessage(removal.frame, LIMITS)).toEqual({
@@ -1258,12 +1298,13 @@ describe("RoomReplica: hibernation, queries", () => {
     // The shard hibernates: only the open sockets' attachments survive.
     const attachment = room.attachments.get("b");
     if (!attachment) throw new Error("no attachment for b");
-    const woken = new Harness(LIMITS, room.storage); // the room's second load
-    woken.restore(bob, connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment))));
+    const woken = new Harness(LIMITS, room.storage, [
+      [bob, connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment)))],
+    ]); // the room's second load
     const bobsUpdates = countRemoteUpdates(bob);
     woken.connect("a2", alice);
     expect(alice.awareness.getStates().get(bob.clientId)).toEqual({ name: "Bob" });
-    expect(woken.replica.members().map((m) => [m.clientId, m.connectionId])).toEqual([
+    expect(woken.replica.awarenessOwners().map((m) => [m.clientId, m.connectionId])).toEqual([
       [2, "b"],
       [1, "a2"],
     ]);
@@ -1316,11 +1357,12 @@ describe("RoomReplica: hibernation, queries", () => {
 
     const attachment = room.attachments.get("b");
     if (!attachment) throw new Error("no attachment for b");
-    const woken = new Harness(LIMITS, room.storage); // the room's second load
-    woken.restore(bob, connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment))));
+    const woken = new Harness(LIMITS, room.storage, [
+      [bob, connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment)))],
+    ]); // the room's second load
     const bobsUpdates = countRemoteUpdates(bob);
     woken.connect("a2", alice);
-    expect(woken.replica.members().map((m) => [m.clientId, m.connectionId])).toEqual([
+    expect(woken.replica.awarenessOwners().map((m) => [m.clientId, m.connectionId])).toEqual([
       [2, "b"],
       [1, "a2"],
     ]);
@@ -1350,7 +1392,7 @@ describe("RoomReplica: hibernation, queries", () => {
     restarted.connect("b2", bob);
     const bobsUpdates = countRemoteUpdates(bob);
     restarted.connect("a2", alice);
-    expect(restarted.replica.members().map((m) => [m.clientId, m.connectionId])).toEqual([
+    expect(restarted.replica.awarenessOwners().map((m) => [m.clientId, m.connectionId])).toEqual([
       [2, "b2"],
       [1, "a2"],
     ]);
@@ -1375,7 +1417,7 @@ describe("RoomReplica: hibernation, queries", () => {
     carol.awareness.setLocalState(null);
     room.connect("d", stockClient(null, 4), 444);
     room.flushClients();
-    expect(room.replica.members()).toEqual([
+    expect(room.replica.awarenessOwners()).toEqual([
       {
         clientId: 1,
         state: { name: "Alice", color: "#f00" },
@@ -1448,7 +1490,7 @@ describe("RoomReplica.reject", () => {
       OutgoingMessage.awareness([{ clientId: 5, clock: 1, json: '{"name":"A"}' }]),
       NOW,
     );
-    const effects = replica.reject("a", 1003, "text frames are not part of the protocol");
+    const effects = replica.reject("a", 1003, "text frames are not part of the protocol", NOW);
     expect(effects[0]).toEqual({
       kind: "close",
       connectionId: "a",
@@ -1461,7 +1503,7 @@ describe("RoomReplica.reject", () => {
       expect.objectContaining({ clientId: 5, json: "null" }),
     ]);
     expect(replica.connectionCount).toBe(1);
-    expect(replica.reject("a", 1003, "again")).toEqual([]);
+    expect(replica.reject("a", 1003, "again", NOW)).toEqual([]);
   });
 });
 
@@ -1517,7 +1559,7 @@ describe("RoomReplica rights", () => {
       NOW,
     );
     expect(effects).toEqual([]);
-    expect(replica.members()).toEqual([]);
+    expect(replica.awarenessOwners()).toEqual([]);
     expect(replica.connectionCount).toBe(1);
   });
 
@@ -1527,7 +1569,7 @@ describe("RoomReplica rights", () => {
     replica.connect(info("later", 1000, { ...EVERYONE, userId: "later", expiresAt: 9_000 }));
     replica.connect(info("never", 1000, EVERYONE));
     const early = replica.expire(4_999);
-    expect(early).toEqual({ effects: [], nextExpiry: 5_000 });
+    expect(early).toEqual({ effects: [], nextDeadline: 5_000 });
     const due = replica.expire(5_000);
     expect(due.effects).toEqual([
       {
@@ -1537,8 +1579,8 @@ describe("RoomReplica rights", () => {
         reason: "token expired; reconnect with a fresh token",
       },
     ]);
-    expect(due.nextExpiry).toBe(9_000);
-    expect(replica.expire(10_000).nextExpiry).toBeNull();
+    expect(due.nextDeadline).toBe(9_000);
+    expect(replica.expire(10_000).nextDeadline).toBeNull();
     expect(replica.connectionCount).toBe(1);
   });
 });
@@ -1590,7 +1632,7 @@ describe("RoomReplica limits", () => {
     // Bob's awareness goes at once, as with any close; Alice's connection is untouched.
     expect(kinds(effects.slice(1))).toEqual(["broadcast:awareness"]);
     expect(room.replica.connectionCount).toBe(1);
-    expect(room.replica.members().map((m) => m.connectionId)).toEqual(["a"]);
+    expect(room.replica.awarenessOwners().map((m) => m.connectionId)).toEqual(["a"]);
     expect(kinds(room.replica.receive("a", queryAwarenessFrame(), t0))).toEqual([
       "send:a:awareness",
     ]);

@@ -25,6 +25,8 @@ export class TestClient {
   readonly doc = new Y.Doc();
   readonly awareness = new Map<number, SeenAwareness>();
   readonly frames: Uint8Array[] = [];
+  /** Messages received on Halo's extension channel (type 100), parsed. */
+  readonly extension: Array<{ type: string; [key: string]: unknown }> = [];
   closeEvent: { code: number; reason: string } | null = null;
   private readonly closed: Promise<{ code: number; reason: string }>;
 
@@ -43,7 +45,8 @@ export class TestClient {
     });
   }
 
-  static async connect(room: string, query = ""): Promise<TestClient> {
+  /** Opens a client; `clientId` reuses a Yjs clientID, as a provider that reconnects does. */
+  static async connect(room: string, query = "", clientId?: number): Promise<TestClient> {
     const response = await SELF.fetch(`http://halo.test/v1/rooms/${room}${query}`, {
       headers: HANDSHAKE_HEADERS,
     });
@@ -52,6 +55,7 @@ export class TestClient {
     response.webSocket.binaryType = "arraybuffer"; // workerd delivers Blobs otherwise
     response.webSocket.accept();
     const client = new TestClient(response.webSocket);
+    if (clientId !== undefined) client.doc.clientID = clientId;
     client.send(frame((e) => syncProtocol.writeSyncStep1(e, client.doc), 0));
     return client;
   }
@@ -69,12 +73,26 @@ export class TestClient {
     this.send(awarenessFrame([{ clientId, clock, state }]));
   }
 
+  /** Sends a control message on the extension channel. */
+  control(message: unknown): void {
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, 100);
+    encoding.writeVarString(encoder, JSON.stringify(message));
+    this.send(encoding.toUint8Array(encoder));
+  }
+
   closedWith(): Promise<{ code: number; reason: string }> {
     return this.closed;
   }
 
+  /** Closes cleanly (1000): for presence, a goodbye. */
   close(): void {
     this.ws.close(1000, "done");
+  }
+
+  /** Closes with a code presence treats as a dropped connection (the client will be back). */
+  drop(): void {
+    this.ws.close(4000, "gone without a goodbye");
   }
 
   private onFrame(bytes: Uint8Array): void {
@@ -95,6 +113,8 @@ export class TestClient {
         const state: unknown = JSON.parse(decoding.readVarString(inner));
         this.awareness.set(clientId, { clock, state });
       }
+    } else if (type === 100) {
+      this.extension.push(JSON.parse(decoding.readVarString(decoder)));
     }
   }
 }

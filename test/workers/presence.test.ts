@@ -42,7 +42,7 @@ describe("presence", () => {
     );
     expect(a.awareness.get(a.doc.clientID)?.state).toEqual({ name: "a" });
     const members = await runInDurableObject(stubOf("presence-spoof"), (instance) =>
-      instance.presence("presence-spoof"),
+      instance.members("presence-spoof"),
     );
     expect(
       members
@@ -148,10 +148,10 @@ describe("presence REST", () => {
     const response = await SELF.fetch("http://halo.test/v1/rooms/presence-rest/presence");
     expect(response.status).toBe(200);
     const body = (await response.json()) as {
-      count: number;
+      total: number;
       members: Array<Record<string, unknown>>;
     };
-    expect(body.count).toBe(1);
+    expect(body.total).toBe(1);
     expect(body.members[0]).toMatchObject({
       clientId: a.doc.clientID,
       state: { name: "ada" },

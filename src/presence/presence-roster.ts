@@ -1,0 +1,355 @@
+import type { ConnectionIdentity } from "../auth/authenticate";
+import type { LeaveReason, Member, PresenceEvent, PresenceSnapshot, User } from "./presence-schema";
+import type { PresenceStore } from "./presence-store";
+import { userOf, usersOf } from "./user-view";
+
+/** The connection a member's client is on, as the room core knows it. */
+export interface PresenceOwner {
+  connectionId: string;
+  region: string;
+  identity: ConnectionIdentity;
+}
+
+/** A live connection's owned awareness entries, when a room is loaded with sockets still open. */
+export interface LiveConnection extends PresenceOwner {
+  clients: ReadonlyArray<{ clientId: number; state: Record<string, unknown> }>;
+}
+
+export interface PresenceOptions {
+  /** How long a member whose connection dropped stays, `reconnecting` (ms; 0: it leaves at once). */
+  graceMs: number;
+  /** How long a state update may wait in memory before it is written to the history (ms). */
+  historyFlushMs: number;
+}
+
+/**
+ * Sequence numbers of a roster loaded at millisecond `t` start at `t × 1024`: above every
+ * number an earlier load handed out, although updates (cursor moves) are never written, as
+ * long as a room produced fewer than 1024 events a millisecond. Below 2^53 until the year 2248.
+ */
+export const SEQ_STEPS_PER_MS = 2 ** 10;
+
+/**
+ * The presence layer of one room: members (one per announced awareness clientID), the users
+ * view, the disconnect grace and the event stream. Pure: time is passed in, storage is the
+ * injected `PresenceStore`, and nothing here knows about sockets.
+ *
+ * Awareness (what stock clients render) is not delayed by any of this: the room core removes
+ * a closed connection's awareness entries at once. Presence is "who is here", and there a
+ * dropped connection gets a grace in which the same client can come back unnoticed.
+ */
+export class PresenceRoster {
+  private readonly members = new Map<number, Member>();
+  private seq: number;
+  /** Events of the current call, in order. */
+  private events: PresenceEvent[] = [];
+  /** Membership changes of the current call, written once at its end. */
+  private upserts = new Map<number, Member>();
+  private removals = new Set<number>();
+  private membershipEvents: PresenceEvent[] = [];
+  /** The newest not-yet-written update of each member, and since when the oldest has waited. */
+  private readonly pendingUpdates = new Map<number, PresenceEvent>();
+  private pendingSince: number | null = null;
+
+  private constructor(
+    private readonly room: string,
+    private readonly store: PresenceStore,
+    private readonly options: PresenceOptions,
+    nowMs: number,
+  ) {
+    const stored = store.load(room);
+    this.seq = Math.max(stored.seq, Math.floor(nowMs) * SEQ_STEPS_PER_MS);
+    for (const member of stored.members) this.members.set(member.clientId, member);
+  }
+
+  /**
+   * Loads a room's presence. Stored members whose connection is still open (the shard woke
+   * from hibernation) stay present with their live state; present ones whose connection is gone
+   * (the shard restarted) start their grace now; live entries the store lacks join.
+   */
+  static load(
+    room: string,
+    store: PresenceStore,
+    options: PresenceOptions,
+    nowMs: number,
+    live: readonly LiveConnection[],
+  ): { roster: PresenceRoster; events: PresenceEvent[] } {
+    const roster = new PresenceRoster(room, store, options, nowMs);
+    const liveOwner = new Map<number, LiveConnection>();
+    for (const connection of live) {
+      for (const client of connection.clients) liveOwner.set(client.clientId, connection);
+    }
+    for (const member of [...roster.members.values()]) {
+      const owner = liveOwner.get(member.clientId);
+      if (owner && owner.connectionId === member.connectionId) continue;
+      if (member.status === "present") roster.startGrace(member, nowMs);
+    }
+    const events = roster.finish();
+    for (const connection of live) {
+      for (const client of connection.clients) {
+        const member = roster.members.get(client.clientId);
+        if (member && member.connectionId === connection.connectionId) member.state = client.state;
+        else events.push(...roster.announce(connection, client.clientId, client.state, nowMs));
+      }
+    }
+    events.push(...roster.expire(nowMs)); // graces that ran out while the room was unloaded
+    return { roster, events };
+  }
+
+  /** The room's presence version: the sequence number of its latest event. */
+  get version(): number {
+    return this.seq;
+  }
+
+  /** A connection's client set its awareness state: a join, a takeover within the grace, or an update. */
+  announce(
+    owner: PresenceOwner,
+    clientId: number,
+    state: Record<string, unknown>,
+    nowMs: number,
+  ): PresenceEvent[] {
+    const existing = this.members.get(clientId);
+    if (existing === undefined) {
+      this.join(owner, clientId, state, nowMs);
+    } else if (existing.connectionId === owner.connectionId) {
+      if (!sameJson(existing.state, state)) {
+        existing.state = state;
+        existing.updatedAt = nowMs;
+        this.recordUpdate(existing, nowMs);
+      }
+    } else if (existing.status === "reconnecting" && existing.userId === owner.identity.userId) {
+      this.takeOver(existing, owner, state, nowMs);
+    } else {
+      // Another user's stale member under a reused clientID: it cannot come back now.
+      this.leave(existing, "timeout", nowMs);
+      this.join(owner, clientId, state, nowMs);
+    }
+    return this.finish();
+  }
+
+  /** A client set its state to `null`: it leaves at once with `left`. */
+  withdraw(clientId: number, nowMs: number): PresenceEvent[] {
+    const member = this.members.get(clientId);
+    if (member) this.leave(member, "left", nowMs);
+    return this.finish();
+  }
+
+  /**
+   * A connection ended. Cleanly (the client said goodbye): its members leave with `closed`.
+   * Abruptly (network drop, crash, or a close the server forced): they turn `reconnecting`
+   * for the grace, and leave with `timeout` when it ends.
+   */
+  connectionGone(connectionId: string, clean: boolean, nowMs: number): PresenceEvent[] {
+    for (const member of [...this.members.values()]) {
+      if (member.connectionId !== connectionId || member.status !== "present") continue;
+      if (clean) this.leave(member, "closed", nowMs);
+      else this.startGrace(member, nowMs);
+    }
+    return this.finish();
+  }
+
+  /** The alarm: ends graces that ran out, and writes updates that waited long enough. */
+  expire(nowMs: number): PresenceEvent[] {
+    for (const member of [...this.members.values()]) {
+      if (member.reconnectingUntil !== undefined && member.reconnectingUntil <= nowMs)
+        this.leave(member, "timeout", nowMs);
+    }
+    if (this.pendingSince !== null && this.pendingSince + this.options.historyFlushMs <= nowMs)
+      this.flushUpdates();
+    return this.finish();
+  }
+
+  /** When waiting updates are due to be written (Unix ms), or null: cheap enough for every frame. */
+  nextFlush(): number | null {
+    return this.pendingSince === null ? null : this.pendingSince + this.options.historyFlushMs;
+  }
+
+  /** When `expire` next has work (Unix ms), or null: the shell sets its alarm for it. */
+  nextDeadline(): number | null {
+    let next = this.pendingSince === null ? null : this.pendingSince + this.options.historyFlushMs;
+    for (const member of this.members.values()) {
+      const until = member.reconnectingUntil;
+      if (until !== undefined && (next === null || until < next)) next = until;
+    }
+    return next;
+  }
+
+  /** Writes every waiting update now (the room is being unloaded). */
+  flush(): void {
+    this.flushUpdates();
+    this.finish();
+  }
+
+  snapshot(): PresenceSnapshot {
+    const members = this.memberList();
+    return { seq: this.seq, members, users: usersOf(members) };
+  }
+
+  memberList(): Member[] {
+    return [...this.members.values()]
+      .sort((a, b) => a.joinedAt - b.joinedAt || a.clientId - b.clientId)
+      .map((m) => structuredClone(m));
+  }
+
+  private join(
+    owner: PresenceOwner,
+    clientId: number,
+    state: Record<string, unknown>,
+    nowMs: number,
+  ): void {
+    const before = this.userNow(owner.identity.userId);
+    const { identity } = owner;
+    const member: Member = {
+      clientId,
+      userId: identity.userId,
+      ...(identity.name !== undefined ? { name: identity.name } : {}),
+      ...(identity.user !== undefined ? { user: identity.user } : {}),
+      connectionId: owner.connectionId,
+      region: owner.region,
+      joinedAt: nowMs,
+      updatedAt: nowMs,
+      status: "present",
+      state,
+    };
+    this.members.set(clientId, member);
+    this.recordMembership({ type: "member.join", member }, nowMs, member);
+    this.recordUserChange(before, identity.userId, nowMs, "closed");
+  }
+
+  private takeOver(
+    member: Member,
+    owner: PresenceOwner,
+    state: Record<string, unknown>,
+    nowMs: number,
+  ): void {
+    const before = this.userNow(member.userId);
+    member.connectionId = owner.connectionId;
+    member.region = owner.region;
+    member.status = "present";
+    delete member.reconnectingUntil;
+    member.updatedAt = nowMs;
+    const changed = !sameJson(member.state, state);
+    member.state = state;
+    this.recordMembership({ type: "member.status", member }, nowMs, member);
+    if (changed) this.recordUpdate(member, nowMs);
+    this.recordUserChange(before, member.userId, nowMs, "closed");
+  }
+
+  private startGrace(member: Member, nowMs: number): void {
+    if (this.options.graceMs <= 0) {
+      this.leave(member, "timeout", nowMs);
+      return;
+    }
+    const before = this.userNow(member.userId);
+    member.status = "reconnecting";
+    member.reconnectingUntil = nowMs + this.options.graceMs;
+    member.updatedAt = nowMs;
+    this.recordMembership({ type: "member.status", member }, nowMs, member);
+    this.recordUserChange(before, member.userId, nowMs, "closed");
+  }
+
+  private leave(member: Member, reason: LeaveReason, nowMs: number): void {
+    const before = this.userNow(member.userId);
+    this.members.delete(member.clientId);
+    this.pendingUpdates.delete(member.clientId);
+    this.upserts.delete(member.clientId);
+    this.removals.add(member.clientId);
+    this.recordMembership({ type: "member.leave", member, reason }, nowMs, null);
+    this.recordUserChange(before, member.userId, nowMs, reason);
+  }
+
+  /** Emits the user-level event that a member change caused, if any. */
+  private recordUserChange(
+    before: User | null,
+    userId: string,
+    nowMs: number,
+    leaveReason: LeaveReason,
+  ): void {
+    const after = this.userNow(userId);
+    if (before === null && after !== null) {
+      this.recordMembership({ type: "user.join", user: after }, nowMs, null);
+    } else if (before !== null && after === null) {
+      this.recordMembership({ type: "user.leave", user: before, reason: leaveReason }, nowMs, null);
+    } else if (before !== null && after !== null) {
+      if (before.status !== after.status)
+        this.recordMembership({ type: "user.status", user: after }, nowMs, null);
+      else if (before.connections !== after.connections)
+        this.recordMembership({ type: "user.update", user: after }, nowMs, null);
+    }
+  }
+
+  private userNow(userId: string): User | null {
+    return userOf(
+      userId,
+      [...this.members.values()].filter((m) => m.userId === userId),
+    );
+  }
+
+  /** A membership event: emitted now, and written to the store (with the member row) at the end of the call. */
+  private recordMembership(
+    event: DistributiveOmit<PresenceEvent, "seq" | "at">,
+    nowMs: number,
+    upsert: Member | null,
+  ): void {
+    const full = this.next(event, nowMs);
+    this.membershipEvents.push(full);
+    if (upsert) {
+      this.removals.delete(upsert.clientId);
+      this.upserts.set(upsert.clientId, upsert);
+    }
+  }
+
+  /** An update: emitted now; written to the history later, coalesced per member. */
+  private recordUpdate(member: Member, nowMs: number): void {
+    this.pendingUpdates.set(member.clientId, this.next({ type: "member.update", member }, nowMs));
+    if (this.pendingSince === null) this.pendingSince = nowMs;
+  }
+
+  private next(event: DistributiveOmit<PresenceEvent, "seq" | "at">, nowMs: number): PresenceEvent {
+    this.seq++;
+    // A copy: the record keeps changing after the event is out.
+    const full = structuredClone({ ...event, seq: this.seq, at: nowMs }) as PresenceEvent;
+    this.events.push(full);
+    return full;
+  }
+
+  private flushUpdates(): void {
+    const updates = [...this.pendingUpdates.values()];
+    this.pendingUpdates.clear();
+    this.pendingSince = null;
+    for (const update of updates) {
+      if (update.type === "member.update" && this.members.has(update.member.clientId))
+        this.upserts.set(
+          update.member.clientId,
+          this.members.get(update.member.clientId) as Member,
+        );
+    }
+    this.membershipEvents.push(...updates);
+  }
+
+  /** Ends a call: one store write for its membership changes, and the events for the caller. */
+  private finish(): PresenceEvent[] {
+    if (this.membershipEvents.length > 0 || this.upserts.size > 0 || this.removals.size > 0) {
+      // Waiting updates ride along with any write, so the history stays in sequence order.
+      if (this.pendingUpdates.size > 0 && this.membershipEvents.length > 0) this.flushUpdates();
+      this.store.write(this.room, {
+        upsert: [...this.upserts.values()].map((m) => structuredClone(m)),
+        remove: [...this.removals],
+        seq: this.seq,
+        history: [...this.membershipEvents].sort((a, b) => a.seq - b.seq),
+      });
+    }
+    this.upserts = new Map();
+    this.removals = new Set();
+    this.membershipEvents = [];
+    const events = this.events;
+    this.events = [];
+    return events;
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
