@@ -6,7 +6,7 @@ import { ConfigError, configFromEnv, type HaloConfig } from "./config/config-sch
 import { adminRoutes } from "./http/admin-routes";
 import type { AppEnv, Bindings } from "./http/app-env";
 import { HttpError } from "./http/errors";
-import { parseQuery } from "./http/query-params";
+import { parseJsonBody, parseQuery } from "./http/query-params";
 import { restClientKey, restLimiterFor, spendRestRequest } from "./http/rest-rate-limit";
 import {
   parsePresenceOption,
@@ -20,6 +20,7 @@ import { assertValidHandshake, wantsWebSocket } from "./http/websocket-handshake
 import {
   BadCursor,
   historyQuerySchema,
+  multiRoomQuerySchema,
   presencePage,
   presenceQuerySchema,
 } from "./presence/presence-query";
@@ -72,8 +73,7 @@ app.get("/healthz", (c) => {
   });
 });
 
-/** Resolves the room, the caller's identity and rights, its region and the shard serving them. */
-async function target(c: {
+type RouteContext = {
   req: {
     param(name: "room"): string | undefined;
     query(name: string): string | undefined;
@@ -82,8 +82,18 @@ async function target(c: {
   };
   env: Bindings;
   var: { config: HaloConfig; verifier: TokenVerifier | null };
-}) {
-  const room = parseRoomName(c.req.param("room"));
+};
+
+/** Resolves the room, the caller's identity and rights, its region and the shard serving them. */
+async function target(c: RouteContext) {
+  return targetFor(c, parseRoomName(c.req.param("room")));
+}
+
+/** `target()` for a room name already validated. */
+async function targetFor(
+  c: Omit<RouteContext, "req"> & { req: Omit<RouteContext["req"], "param"> },
+  room: string,
+) {
   const bearer = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
   const identity: ConnectionIdentity = await authenticate(
     { bearer, token: c.req.query("token"), user: c.req.query("user") },
@@ -103,16 +113,23 @@ async function target(c: {
 }
 
 /** `target()` for a REST query: the same checks, then one request from the caller's rate budget. */
-async function restTarget(c: Parameters<typeof target>[0]) {
+async function restTarget(c: RouteContext) {
   const resolved = await target(c);
+  spendFor(c, resolved.identity);
+  return resolved;
+}
+
+function spendFor(
+  c: Omit<RouteContext, "req"> & { req: Pick<RouteContext["req"], "header"> },
+  identity: ConnectionIdentity,
+): void {
   const limits = c.var.config.limits;
   spendRestRequest(
     restLimiterFor(c.env, limits),
-    restClientKey(resolved.identity, c.req.header("cf-connecting-ip")),
+    restClientKey(identity, c.req.header("cf-connecting-ip")),
     Date.now(),
     limits,
   );
-  return resolved;
 }
 
 app.all("/v1/rooms/:room", async (c) => {
@@ -173,6 +190,38 @@ app.get("/v1/rooms/:room/document", async (c) => {
     "content-type": "application/octet-stream",
     "cache-control": "no-store",
   });
+});
+
+/**
+ * Presence of many rooms in one call: counts (the default) or members. A room the token may
+ * not read answers with its own error; a bad token fails the whole request.
+ */
+app.post("/v1/presence/query", async (c) => {
+  const body = await parseJsonBody(multiRoomQuerySchema, c.req.raw);
+  let spent = false;
+  const results = await Promise.all(
+    body.rooms.map(async (room) => {
+      try {
+        const resolved = await targetFor(c, room);
+        if (!spent) {
+          spendFor(c, resolved.identity); // one request from the budget, whatever the room count
+          spent = true;
+        }
+        const page = presencePage(await resolved.stub.presence(room), {
+          view: "members",
+          limit: 1000,
+          ...(body.userId !== undefined ? { userId: body.userId } : {}),
+          ...(body.view === "counts" ? { count: "1" } : {}),
+        });
+        return [room, page] as const;
+      } catch (error) {
+        if (error instanceof HttpError && error.status === 403)
+          return [room, error.toBody()] as const;
+        throw error;
+      }
+    }),
+  );
+  return c.json({ results: Object.fromEntries(results) });
 });
 
 app.route("/admin", adminRoutes);

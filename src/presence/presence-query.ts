@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { roomNameSchema } from "../http/room-name";
 import {
   type Member,
   memberStatusSchema,
@@ -133,3 +134,15 @@ export const historyQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 export type HistoryRequest = z.infer<typeof historyQuerySchema>;
+
+/** Most rooms one `POST /v1/presence/query` may name. */
+export const MAX_ROOMS_PER_QUERY = 100;
+
+/** `POST /v1/presence/query`: presence of many rooms in one call. */
+export const multiRoomQuerySchema = z
+  .object({
+    rooms: z.array(roomNameSchema).min(1).max(MAX_ROOMS_PER_QUERY),
+    view: z.enum(["counts", "members"]).default("counts"),
+    userId: z.string().min(1).max(256).optional(),
+  })
+  .strict();

@@ -65,6 +65,8 @@ export class TestClient {
   }
 
   send(bytes: Uint8Array | string): void {
+    // A reply to a frame that arrived while this client was closing has nowhere to go.
+    if (this.ws.readyState !== WebSocket.OPEN) return;
     this.ws.send(bytes);
   }
 

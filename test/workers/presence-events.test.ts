@@ -4,6 +4,7 @@ import { configFromEnv } from "../../src/config/config-schema";
 import type { PresenceEvent, PresenceSnapshot } from "../../src/presence/presence-schema";
 import { shardFor } from "../../src/routing/shard-router";
 import { eventually, TestClient } from "./client";
+import { token } from "./tokens";
 
 const stubOf = (room: string) =>
   env.SHARD.get(env.SHARD.idFromName(shardFor(room, "wnam", configFromEnv(env)).name));
@@ -265,6 +266,55 @@ describe("presence REST", () => {
     expect(history.events.map((e) => [e.seq, e.type])).toEqual(events.map((e) => [e.seq, e.type]));
     for (const client of clients) client.close();
     watch.close();
+  });
+
+  it("answers for many rooms in one call: counts, or members; a room the token may not read gets its own error", async () => {
+    const a = await TestClient.connect("pq-one", "?user=ada");
+    const b = await TestClient.connect("pq-two", "?user=bob");
+    a.setAwareness({ a: 1 }, 1);
+    b.setAwareness({ b: 1 }, 1);
+    await eventually(() => a.awareness.size === 1 && b.awareness.size === 1, 2000, "echoes");
+    const post = (body: unknown, headers: Record<string, string> = {}) =>
+      SELF.fetch("http://halo.test/v1/presence/query", {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      });
+    const counts = await post({ rooms: ["pq-one", "pq-two", "pq-empty"] });
+    expect(counts.status).toBe(200);
+    const countBody = (await counts.json()) as {
+      results: Record<string, { counts: { members: number; users: number } }>;
+    };
+    expect(Object.keys(countBody.results)).toEqual(["pq-one", "pq-two", "pq-empty"]);
+    expect(countBody.results["pq-one"]?.counts).toEqual({ members: 1, users: 1, reconnecting: 0 });
+    expect(countBody.results["pq-empty"]?.counts).toEqual({
+      members: 0,
+      users: 0,
+      reconnecting: 0,
+    });
+
+    const members = await post({ rooms: ["pq-one", "pq-two"], view: "members", userId: "bob" });
+    const memberBody = (await members.json()) as {
+      results: Record<string, { members: Array<{ userId: string }> }>;
+    };
+    expect(memberBody.results["pq-one"]?.members).toEqual([]);
+    expect(memberBody.results["pq-two"]?.members.map((m) => m.userId)).toEqual(["bob"]);
+
+    const bearer = `Bearer ${await token("rita", { "pq-one": ["read"] })}`;
+    const mixed = await post({ rooms: ["pq-one", "pq-two"] }, { authorization: bearer });
+    const mixedBody = (await mixed.json()) as {
+      results: Record<string, { counts?: unknown; error?: { code: string } }>;
+    };
+    expect(mixedBody.results["pq-one"]?.counts).toBeDefined();
+    expect(mixedBody.results["pq-two"]?.error?.code).toBe("forbidden");
+
+    const bad = await post({ rooms: ["ok", "no spaces"] });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { field: string } }).error.field).toBe("rooms.1");
+    const tooMany = await post({ rooms: Array.from({ length: 101 }, (_, i) => `r${i}`) });
+    expect(tooMany.status).toBe(400);
+    a.close();
+    b.close();
   });
 
   it("rejects bad query parameters with a 400 naming the field", async () => {
