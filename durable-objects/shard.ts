@@ -10,6 +10,8 @@ import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
 import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/presence-schema";
 import type { HistoryQuery } from "../src/presence/presence-store";
+import type { Secrets } from "../src/http/app-env";
+import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
@@ -35,6 +37,8 @@ export class ShardDurableObject extends DurableObject<Env> {
   >();
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
+  /** True while the alarm runs: it sets the next alarm itself, from every room's full answer. */
+  private inAlarm = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -116,6 +120,16 @@ export class ShardDurableObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.alarmAt = null; // this alarm has fired
+    this.inAlarm = true;
+    try {
+      await this.wakeNoLaterThan(await this.runDueWork(now));
+    } finally {
+      this.inAlarm = false;
+    }
+  }
+
+  /** Everything due by `now` in every room that may have work; returns when work is next due. */
+  private async runDueWork(now: number): Promise<number | null> {
     const names = new Set<string>([...this.rooms.names(), ...this.presenceStore.roomsInGrace()]);
     for (const ws of this.ctx.getWebSockets()) {
       const attachment = readAttachment(ws);
@@ -128,7 +142,19 @@ export class ShardDurableObject extends DurableObject<Env> {
       await this.run(room, effects);
       if (nextDeadline !== null && (next === null || nextDeadline < next)) next = nextDeadline;
     }
-    if (next !== null) await this.wakeNoLaterThan(next);
+    const webhook = this.config.presence.webhook;
+    const secret = (this.env as Env & Secrets).HALO_WEBHOOK_SECRET;
+    if (webhook && secret) {
+      await deliverDue(this.presenceStore, webhook, secret, {
+        nowMs: () => Date.now(),
+        random: Math.random,
+        fetch: (url, init) => fetch(url, init),
+        log: (message) => console.warn(message),
+      });
+      const due = this.presenceStore.nextDue();
+      if (due !== null && (next === null || due < next)) next = due;
+    }
+    return next;
   }
 
   // RPC, for the REST endpoints and operators.
@@ -194,7 +220,11 @@ export class ShardDurableObject extends DurableObject<Env> {
         storage: this.storage,
         presenceStore: this.presenceStore,
         limits,
-        presence: { graceMs: graceFor(name, presence), historyFlushMs: presence.historyFlushMs },
+        presence: {
+          graceMs: graceFor(name, presence),
+          historyFlushMs: presence.historyFlushMs,
+          webhookEvents: new Set(presence.webhook?.events ?? []),
+        },
       },
       Date.now(),
       restored,
@@ -254,10 +284,11 @@ export class ShardDurableObject extends DurableObject<Env> {
       }
     }
     const wakeAt = room.takeWakeAt();
-    if (wakeAt !== null) await this.wakeNoLaterThan(wakeAt);
+    if (wakeAt !== null && !this.inAlarm) await this.wakeNoLaterThan(wakeAt);
   }
 
-  private async wakeNoLaterThan(at: number): Promise<void> {
+  private async wakeNoLaterThan(at: number | null): Promise<void> {
+    if (at === null) return;
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= at) return;
     this.alarmAt = at;

@@ -59,6 +59,12 @@ const app = new Hono<AppEnv>();
 // Configuration is parsed once per isolate; a bad one fails every request with a clear message.
 app.use("*", async (c, next) => {
   const config = configFromEnv(c.env);
+  if (config.presence.webhook && !c.env.HALO_WEBHOOK_SECRET) {
+    // Unsigned webhooks could be forged by anyone who learns the URL: none are sent unsigned.
+    throw new ConfigError(
+      "presence.webhook is configured but the HALO_WEBHOOK_SECRET secret is not set",
+    );
+  }
   c.set("config", config);
   c.set("verifier", verifierFor(c.env, config));
   await next();

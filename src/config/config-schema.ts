@@ -95,6 +95,24 @@ const graceMsSchema = z
   .min(0)
   .max(24 * 3600 * 1000);
 
+export const webhookSchema = z
+  .object({
+    /** Where events are posted (http or https). */
+    url: z.url({ protocol: /^https?$/ }),
+    /** Which user events are posted. */
+    events: z
+      .array(z.enum(["user.join", "user.leave"]))
+      .min(1)
+      .default(["user.join", "user.leave"]),
+    /** Deliveries tried before an event is given up (each retry waits twice as long, up to 10 minutes). */
+    maxAttempts: z.number().int().min(1).max(20).default(8),
+    /** How long one delivery may take (ms). */
+    timeoutMs: z.number().int().min(100).max(30_000).default(5_000),
+  })
+  .strict();
+
+export type WebhookSettings = z.infer<typeof webhookSchema>;
+
 /** The presence layer (DESIGN.md, "Presence semantics"). */
 export const presenceSchema = z
   .object({
@@ -117,6 +135,8 @@ export const presenceSchema = z
       .default(7 * 24 * 3600 * 1000),
     /** At most this many history events are kept per room. */
     maxHistoryEvents: z.number().int().min(100).max(1_000_000).default(10_000),
+    /** Posts user first-join / last-leave to a URL, signed with the HALO_WEBHOOK_SECRET secret. Off when absent. */
+    webhook: webhookSchema.optional(),
   })
   .strict();
 

@@ -561,6 +561,8 @@ export class RoomReplica implements MessageTarget {
   /** Ends a call: its presence events go to the subscribers in one frame, and its effects to the shell. */
   private flush(): RoomEffect[] {
     if (this.presenceEvents.length > 0) {
+      // Queued webhook deliveries go out from the alarm, at once: never from the room's own path.
+      if (this.presence.postsAny(this.presenceEvents)) this.wakeFor(this.nowMs);
       const subscribers = [...this.connections.values()]
         .filter((info) => info.presenceEvents)
         .map((info) => info.connectionId);

@@ -7,6 +7,8 @@ export type Secrets = {
   HALO_TOKEN_SECRET?: string;
   /** Turns the admin endpoints on; they answer 404 without it. */
   HALO_ADMIN_TOKEN?: string;
+  /** Signs webhook deliveries; required when `presence.webhook` is configured. */
+  HALO_WEBHOOK_SECRET?: string;
 };
 
 export type Bindings = Env & Secrets;

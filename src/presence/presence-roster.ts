@@ -1,5 +1,12 @@
 import type { ConnectionIdentity } from "../auth/authenticate";
-import type { LeaveReason, Member, PresenceEvent, PresenceSnapshot, User } from "./presence-schema";
+import type {
+  LeaveReason,
+  Member,
+  PresenceEvent,
+  PresenceEventType,
+  PresenceSnapshot,
+  User,
+} from "./presence-schema";
 import type { PresenceStore } from "./presence-store";
 import { userOf, usersOf } from "./user-view";
 
@@ -20,6 +27,8 @@ export interface PresenceOptions {
   graceMs: number;
   /** How long a state update may wait in memory before it is written to the history (ms). */
   historyFlushMs: number;
+  /** Event types queued for the webhook (none when it is off). */
+  webhookEvents?: ReadonlySet<PresenceEventType>;
 }
 
 /**
@@ -157,6 +166,12 @@ export class PresenceRoster {
     if (this.pendingSince !== null && this.pendingSince + this.options.historyFlushMs <= nowMs)
       this.flushUpdates();
     return this.finish();
+  }
+
+  /** True when `events` include one the webhook posts: the shell's alarm should run now. */
+  postsAny(events: readonly PresenceEvent[]): boolean {
+    const posted = this.options.webhookEvents;
+    return posted !== undefined && events.some((e) => posted.has(e.type));
   }
 
   /** When waiting updates are due to be written (Unix ms), or null: cheap enough for every frame. */
@@ -337,6 +352,7 @@ export class PresenceRoster {
         remove: [...this.removals],
         seq: this.seq,
         history: [...this.membershipEvents].sort((a, b) => a.seq - b.seq),
+        outbox: this.membershipEvents.filter((e) => this.options.webhookEvents?.has(e.type)),
       });
     }
     this.upserts = new Map();

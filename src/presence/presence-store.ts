@@ -13,6 +13,30 @@ export interface PresenceWrite {
   seq: number;
   /** Events for the history, in sequence order. */
   history: PresenceEvent[];
+  /** Events to post to the webhook, queued in the same write so none is lost or sent twice for one change. */
+  outbox: PresenceEvent[];
+}
+
+/** One queued webhook delivery. */
+export interface WebhookDelivery {
+  id: number;
+  room: string;
+  event: PresenceEvent;
+  /** Deliveries tried so far. */
+  attempts: number;
+}
+
+/**
+ * The webhook queue, kept with presence in the shard's storage. The alarm takes what is due,
+ * posts it, and reports back; a delivery stays queued until it succeeded or was given up.
+ */
+export interface WebhookOutbox {
+  due(nowMs: number, limit: number): WebhookDelivery[];
+  delivered(id: number): void;
+  retryAt(id: number, attempts: number, dueAtMs: number): void;
+  giveUp(id: number): void;
+  /** When the next queued delivery is due (Unix ms), or null when the queue is empty. */
+  nextDue(): number | null;
 }
 
 export interface HistoryQuery {
@@ -46,7 +70,7 @@ export interface HistoryRetention {
 }
 
 /** An in-memory `PresenceStore`, for unit tests and the simulator. */
-export class MemoryPresenceStore implements PresenceStore {
+export class MemoryPresenceStore implements PresenceStore, WebhookOutbox {
   constructor(
     private readonly retention: HistoryRetention = {
       retentionMs: Number.POSITIVE_INFINITY,
@@ -59,6 +83,10 @@ export class MemoryPresenceStore implements PresenceStore {
     { seq: number; members: Map<number, Member>; history: PresenceEvent[] }
   >();
   writes = 0;
+  private readonly queue = new Map<number, WebhookDelivery & { dueAt: number }>();
+  private nextId = 1;
+  /** Deliveries given up, for tests. */
+  readonly givenUp: WebhookDelivery[] = [];
 
   load(room: string): StoredPresence {
     const stored = this.rooms.get(room);
@@ -76,6 +104,10 @@ export class MemoryPresenceStore implements PresenceStore {
     for (const clientId of change.remove) stored.members.delete(clientId);
     stored.seq = Math.max(stored.seq, change.seq);
     stored.history.push(...change.history.map((e) => structuredClone(e)));
+    for (const event of change.outbox) {
+      const id = this.nextId++;
+      this.queue.set(id, { id, room, event: structuredClone(event), attempts: 0, dueAt: event.at });
+    }
     const newest = change.history.at(-1);
     if (newest) {
       const cutoff = newest.at - this.retention.retentionMs;
@@ -83,6 +115,34 @@ export class MemoryPresenceStore implements PresenceStore {
       if (stored.history.length > this.retention.maxEvents)
         stored.history = stored.history.slice(-this.retention.maxEvents);
     }
+  }
+
+  due(nowMs: number, limit: number): WebhookDelivery[] {
+    return [...this.queue.values()]
+      .filter((d) => d.dueAt <= nowMs)
+      .slice(0, limit)
+      .map(({ id, room, event, attempts }) => ({ id, room, event, attempts }));
+  }
+
+  delivered(id: number): void {
+    this.queue.delete(id);
+  }
+
+  retryAt(id: number, attempts: number, dueAtMs: number): void {
+    const delivery = this.queue.get(id);
+    if (delivery) Object.assign(delivery, { attempts, dueAt: dueAtMs });
+  }
+
+  giveUp(id: number): void {
+    const delivery = this.queue.get(id);
+    this.queue.delete(id);
+    if (delivery) this.givenUp.push(delivery);
+  }
+
+  nextDue(): number | null {
+    let next: number | null = null;
+    for (const d of this.queue.values()) if (next === null || d.dueAt < next) next = d.dueAt;
+    return next;
   }
 
   roomsInGrace(): string[] {

@@ -5,6 +5,8 @@ import type {
   PresenceStore,
   PresenceWrite,
   StoredPresence,
+  WebhookDelivery,
+  WebhookOutbox,
 } from "../presence/presence-store";
 import type { SqliteHost } from "./sqlite-room-storage";
 
@@ -16,6 +18,11 @@ const SCHEMA = `
     room TEXT NOT NULL, client_id INTEGER NOT NULL, reconnecting INTEGER NOT NULL, record TEXT NOT NULL,
     PRIMARY KEY (room, client_id)
   ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, event TEXT NOT NULL,
+    attempts INTEGER NOT NULL, due_at INTEGER NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (due_at);
   CREATE TABLE IF NOT EXISTS presence_history (
     room TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, event TEXT NOT NULL,
     PRIMARY KEY (room, seq)
@@ -25,8 +32,8 @@ const SCHEMA = `
 /** Prune a room's history once every this many writes: bounded work per write, bounded rows. */
 const PRUNE_EVERY_WRITES = 32;
 
-/** `PresenceStore` on a Durable Object's SQLite: members, the room's sequence number, and its history. */
-export class SqlitePresenceStore implements PresenceStore {
+/** `PresenceStore` on a Durable Object's SQLite: members, the room's sequence number, its history, and the webhook queue. */
+export class SqlitePresenceStore implements PresenceStore, WebhookOutbox {
   private readonly writesSincePrune = new Map<string, number>();
 
   constructor(
@@ -82,6 +89,14 @@ export class SqlitePresenceStore implements PresenceStore {
           JSON.stringify(event),
         );
       }
+      for (const event of change.outbox) {
+        sql.exec(
+          "INSERT INTO webhook_outbox (room, event, attempts, due_at) VALUES (?, ?, 0, ?)",
+          room,
+          JSON.stringify(event),
+          event.at,
+        );
+      }
       const newest = change.history.at(-1);
       const writes = (this.writesSincePrune.get(room) ?? 0) + 1;
       if (newest && writes >= PRUNE_EVERY_WRITES) {
@@ -105,6 +120,41 @@ export class SqlitePresenceStore implements PresenceStore {
       query.limit,
     );
     return rows.toArray().map((row) => JSON.parse(row.event) as PresenceEvent);
+  }
+
+  due(nowMs: number, limit: number): WebhookDelivery[] {
+    return this.host.sql
+      .exec<{ id: number; room: string; event: string; attempts: number }>(
+        "SELECT id, room, event, attempts FROM webhook_outbox WHERE due_at <= ? ORDER BY due_at, id LIMIT ?",
+        nowMs,
+        limit,
+      )
+      .toArray()
+      .map((row) => ({ ...row, event: JSON.parse(row.event) as PresenceEvent }));
+  }
+
+  delivered(id: number): void {
+    this.host.sql.exec("DELETE FROM webhook_outbox WHERE id = ?", id);
+  }
+
+  retryAt(id: number, attempts: number, dueAtMs: number): void {
+    this.host.sql.exec(
+      "UPDATE webhook_outbox SET attempts = ?, due_at = ? WHERE id = ?",
+      attempts,
+      dueAtMs,
+      id,
+    );
+  }
+
+  giveUp(id: number): void {
+    this.host.sql.exec("DELETE FROM webhook_outbox WHERE id = ?", id);
+  }
+
+  nextDue(): number | null {
+    const row = this.host.sql
+      .exec<{ due: number | null }>("SELECT MIN(due_at) AS due FROM webhook_outbox")
+      .toArray()[0];
+    return row?.due ?? null;
   }
 
   roomsInGrace(): string[] {

@@ -1,3 +1,6 @@
+import { createHmac } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import * as decoding from "lib0/decoding";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -16,7 +19,14 @@ type PolyfillOption = NonNullable<
 >;
 
 const GRACE_MS = 1500;
+const WEBHOOK_SECRET = "e2e-webhook-secret";
 let server: DevServer;
+let receiver: Server;
+/** Webhook posts the local receiver accepted, with whether their signature checked out. */
+const hooks: Array<{ body: { id: number; room: string; event: PresenceEvent }; signed: boolean }> =
+  [];
+/** The receiver answers the first post with 500, to make Halo retry. */
+let refusedOnce = false;
 const providers: WebsocketProvider[] = [];
 const sockets: WebSocket[] = [];
 
@@ -67,22 +77,56 @@ function summary(events: readonly PresenceEvent[]): string[] {
   });
 }
 
+/** Starts a webhook receiver on a free port; it checks each post's signature as a user's would. */
+async function startReceiver(): Promise<number> {
+  receiver = createServer((request, response) => {
+    let text = "";
+    request.on("data", (chunk: Buffer) => {
+      text += chunk.toString();
+    });
+    request.on("end", () => {
+      if (!refusedOnce) {
+        refusedOnce = true;
+        response.writeHead(500).end();
+        return;
+      }
+      const header = String(request.headers["x-halo-signature"] ?? "");
+      const [, timestamp, mac] = header.match(/^t=(\d+),v1=([0-9a-f]+)$/) ?? [];
+      const expected = createHmac("sha256", WEBHOOK_SECRET)
+        .update(`${timestamp}.${text}`)
+        .digest("hex");
+      hooks.push({ body: JSON.parse(text), signed: mac === expected });
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  return (receiver.address() as AddressInfo).port;
+}
+
 beforeAll(async () => {
+  const hookPort = await startReceiver();
   const config = {
     environment: "development",
     allowRegionOverride: true,
     defaultRegion: "wnam",
     shards: { wnam: 4, weur: 4, apac: 2 },
     auth: { anonymous: true },
-    presence: { graceByRoom: [{ pattern: "e2e-grace-*", graceMs: GRACE_MS }] },
+    presence: {
+      graceByRoom: [{ pattern: "e2e-grace-*", graceMs: GRACE_MS }],
+      webhook: { url: `http://127.0.0.1:${hookPort}/hooks` },
+    },
   };
-  server = await startWranglerDev(undefined, { HALO_CONFIG: JSON.stringify(config) });
+  server = await startWranglerDev(undefined, {
+    HALO_CONFIG: JSON.stringify(config),
+    HALO_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  });
 });
 
 afterAll(async () => {
   for (const created of providers) created.destroy();
   for (const ws of sockets) ws.close();
   await server?.stop();
+  receiver?.close();
 });
 
 describe("presence with stock y-websocket providers", () => {
@@ -152,5 +196,27 @@ describe("presence with stock y-websocket providers", () => {
     const history = await fetch(`${server.httpUrl}/v1/rooms/${room}/presence/history`);
     const logged = ((await history.json()) as { events: PresenceEvent[] }).events;
     expect(logged.map((e) => [e.seq, e.type])).toEqual(events.map((e) => [e.seq, e.type]));
+  });
+
+  it("posts a user's first join and last leave to the webhook, signed, retrying a refusal", async () => {
+    const room = "e2e-webhook";
+    const ofRoom = (type: string) => () =>
+      hooks.some((h) => h.body.room === room && h.body.event.type === type);
+    const carol = provider(room, "carol");
+    carol.awareness.setLocalStateField("name", "Carol");
+    await until(ofRoom("user.join"), 15_000, "the join webhook");
+    carol.destroy();
+    await until(ofRoom("user.leave"), 15_000, "the leave webhook");
+    const mine = hooks.filter((h) => h.body.room === room);
+    expect(mine.map((h) => [h.body.event.type, h.signed])).toEqual([
+      ["user.join", true],
+      ["user.leave", true],
+    ]);
+    expect(mine[1]?.body.event).toMatchObject({
+      type: "user.leave",
+      reason: "left",
+      user: { userId: "carol" },
+    });
+    expect(refusedOnce).toBe(true); // the first post was refused and retried
   });
 });
