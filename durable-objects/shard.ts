@@ -7,10 +7,10 @@ import {
 } from "../src/core/connection-attachment";
 import { RoomCache } from "../src/core/room-cache";
 import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room-replica";
+import type { Secrets } from "../src/http/app-env";
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
 import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/presence-schema";
 import type { HistoryQuery } from "../src/presence/presence-store";
-import type { Secrets } from "../src/http/app-env";
 import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
 import type { PersistenceStats } from "../src/storage/room-persistence";
