@@ -25,7 +25,7 @@ import {
   RoomPersistence,
 } from "../storage/room-persistence";
 import type { RoomStorage } from "../storage/room-storage";
-import { AwarenessTable, type ConnectionId } from "./awareness-table";
+import { AwarenessTable, type ConnectionId, NULL_STATE_JSON } from "./awareness-table";
 import { type ChangeOrigin, isChangeOrigin } from "./change-origin";
 import type { ConnectionAttachment } from "./connection-attachment";
 import { type MessageTarget, receiveMessage } from "./message-receiver";
@@ -151,10 +151,7 @@ export class RoomReplica implements MessageTarget {
         connectionId,
         region,
         identity,
-        clients: attachment.clients.flatMap(({ clientId, json }) => {
-          const state = parseAwarenessState(json);
-          return state === null ? [] : [{ clientId, state }];
-        }),
+        clients: attachment.clients.filter(({ json }) => json !== NULL_STATE_JSON),
       });
     }
     const loaded = PresenceRoster.load(name, deps.presenceStore, deps.presence, nowMs, live);
@@ -337,11 +334,10 @@ export class RoomReplica implements MessageTarget {
     if (info) {
       // The presence layer follows the owned changes (the relayed entries are exactly those).
       for (const entry of result.relay) {
-        const state = parseAwarenessState(entry.json);
         this.presenceEvents.push(
-          ...(state === null
+          ...(entry.json === NULL_STATE_JSON
             ? this.presence.withdraw(entry.clientId, this.nowMs)
-            : this.presence.announce(info, entry.clientId, state, this.nowMs)),
+            : this.presence.announce(info, entry.clientId, entry.json, this.nowMs)),
         );
       }
       this.wakeFor(this.presence.nextFlush());

@@ -17,9 +17,9 @@ export interface PresenceOwner {
   identity: ConnectionIdentity;
 }
 
-/** A live connection's owned awareness entries, when a room is loaded with sockets still open. */
+/** A live connection's owned awareness entries (state as JSON text), when a room is loaded with sockets still open. */
 export interface LiveConnection extends PresenceOwner {
-  clients: ReadonlyArray<{ clientId: number; state: Record<string, unknown> }>;
+  clients: ReadonlyArray<{ clientId: number; json: string }>;
 }
 
 export interface PresenceOptions {
@@ -49,6 +49,8 @@ export const SEQ_STEPS_PER_MS = 2 ** 10;
  */
 export class PresenceRoster {
   private readonly members = new Map<number, Member>();
+  /** Each member's state as the JSON text it arrived in: a repeat is found by comparing text, not by parsing. */
+  private readonly jsonOf = new Map<number, string>();
   private seq: number;
   /** Events of the current call, in order. */
   private events: PresenceEvent[] = [];
@@ -97,8 +99,12 @@ export class PresenceRoster {
     for (const connection of live) {
       for (const client of connection.clients) {
         const member = roster.members.get(client.clientId);
-        if (member && member.connectionId === connection.connectionId) member.state = client.state;
-        else events.push(...roster.announce(connection, client.clientId, client.state, nowMs));
+        if (member && member.connectionId === connection.connectionId) {
+          member.state = parseState(client.json);
+          roster.jsonOf.set(client.clientId, client.json);
+        } else {
+          events.push(...roster.announce(connection, client.clientId, client.json, nowMs));
+        }
       }
     }
     events.push(...roster.expire(nowMs)); // graces that ran out while the room was unloaded
@@ -110,28 +116,26 @@ export class PresenceRoster {
     return this.seq;
   }
 
-  /** A connection's client set its awareness state: a join, a takeover within the grace, or an update. */
-  announce(
-    owner: PresenceOwner,
-    clientId: number,
-    state: Record<string, unknown>,
-    nowMs: number,
-  ): PresenceEvent[] {
+  /**
+   * A connection's client set its awareness state (`json`: a JSON object's text, as it arrived):
+   * a join, a takeover within the grace, or an update.
+   */
+  announce(owner: PresenceOwner, clientId: number, json: string, nowMs: number): PresenceEvent[] {
     const existing = this.members.get(clientId);
     if (existing === undefined) {
-      this.join(owner, clientId, state, nowMs);
+      this.join(owner, clientId, json, nowMs);
     } else if (existing.connectionId === owner.connectionId) {
-      if (!sameJson(existing.state, state)) {
-        existing.state = state;
+      if (!this.sameState(existing, json)) {
+        this.setState(existing, json);
         existing.updatedAt = nowMs;
         this.recordUpdate(existing, nowMs);
       }
     } else if (existing.status === "reconnecting" && existing.userId === owner.identity.userId) {
-      this.takeOver(existing, owner, state, nowMs);
+      this.takeOver(existing, owner, json, nowMs);
     } else {
       // Another user's stale member under a reused clientID: it cannot come back now.
       this.leave(existing, "timeout", nowMs);
-      this.join(owner, clientId, state, nowMs);
+      this.join(owner, clientId, json, nowMs);
     }
     return this.finish();
   }
@@ -203,15 +207,10 @@ export class PresenceRoster {
   memberList(): Member[] {
     return [...this.members.values()]
       .sort((a, b) => a.joinedAt - b.joinedAt || a.clientId - b.clientId)
-      .map((m) => structuredClone(m));
+      .map((m) => ({ ...m }));
   }
 
-  private join(
-    owner: PresenceOwner,
-    clientId: number,
-    state: Record<string, unknown>,
-    nowMs: number,
-  ): void {
+  private join(owner: PresenceOwner, clientId: number, json: string, nowMs: number): void {
     const before = this.userNow(owner.identity.userId);
     const { identity } = owner;
     const member: Member = {
@@ -224,30 +223,41 @@ export class PresenceRoster {
       joinedAt: nowMs,
       updatedAt: nowMs,
       status: "present",
-      state,
+      state: parseState(json),
     };
     this.members.set(clientId, member);
+    this.jsonOf.set(clientId, json);
     this.recordMembership({ type: "member.join", member }, nowMs, member);
     this.recordUserChange(before, identity.userId, nowMs, "closed");
   }
 
-  private takeOver(
-    member: Member,
-    owner: PresenceOwner,
-    state: Record<string, unknown>,
-    nowMs: number,
-  ): void {
+  private takeOver(member: Member, owner: PresenceOwner, json: string, nowMs: number): void {
     const before = this.userNow(member.userId);
     member.connectionId = owner.connectionId;
     member.region = owner.region;
     member.status = "present";
     delete member.reconnectingUntil;
     member.updatedAt = nowMs;
-    const changed = !sameJson(member.state, state);
-    member.state = state;
+    const changed = !this.sameState(member, json);
+    if (changed) this.setState(member, json);
     this.recordMembership({ type: "member.status", member }, nowMs, member);
     if (changed) this.recordUpdate(member, nowMs);
     this.recordUserChange(before, member.userId, nowMs, "closed");
+  }
+
+  private sameState(member: Member, json: string): boolean {
+    let known = this.jsonOf.get(member.clientId);
+    if (known === undefined) {
+      // Loaded from storage: its text was not kept, so it is rebuilt once.
+      known = JSON.stringify(member.state);
+      this.jsonOf.set(member.clientId, known);
+    }
+    return known === json;
+  }
+
+  private setState(member: Member, json: string): void {
+    member.state = parseState(json);
+    this.jsonOf.set(member.clientId, json);
   }
 
   private startGrace(member: Member, nowMs: number): void {
@@ -266,6 +276,7 @@ export class PresenceRoster {
   private leave(member: Member, reason: LeaveReason, nowMs: number): void {
     const before = this.userNow(member.userId);
     this.members.delete(member.clientId);
+    this.jsonOf.delete(member.clientId);
     this.pendingUpdates.delete(member.clientId);
     this.upserts.delete(member.clientId);
     this.removals.add(member.clientId);
@@ -322,8 +333,14 @@ export class PresenceRoster {
 
   private next(event: DistributiveOmit<PresenceEvent, "seq" | "at">, nowMs: number): PresenceEvent {
     this.seq++;
-    // A copy: the record keeps changing after the event is out.
-    const full = structuredClone({ ...event, seq: this.seq, at: nowMs }) as PresenceEvent;
+    // A copy of the member: its record keeps changing after the event is out. A state is never
+    // changed in place (each update is a new object), so a shallow copy is enough.
+    const full = {
+      ...event,
+      ...("member" in event ? { member: { ...event.member } } : {}),
+      seq: this.seq,
+      at: nowMs,
+    } as PresenceEvent;
     this.events.push(full);
     return full;
   }
@@ -348,7 +365,7 @@ export class PresenceRoster {
       // Waiting updates ride along with any write, so the history stays in sequence order.
       if (this.pendingUpdates.size > 0 && this.membershipEvents.length > 0) this.flushUpdates();
       this.store.write(this.room, {
-        upsert: [...this.upserts.values()].map((m) => structuredClone(m)),
+        upsert: [...this.upserts.values()].map((m) => ({ ...m })),
         remove: [...this.removals],
         seq: this.seq,
         history: [...this.membershipEvents].sort((a, b) => a.seq - b.seq),
@@ -366,6 +383,6 @@ export class PresenceRoster {
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function parseState(json: string): Record<string, unknown> {
+  return JSON.parse(json) as Record<string, unknown>; // checked to be a JSON object by the awareness codec
 }

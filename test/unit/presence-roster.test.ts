@@ -45,7 +45,7 @@ function summary(events: readonly PresenceEvent[]): string[] {
 describe("PresenceRoster: joins, updates and leaves", () => {
   it("a first announce joins the member and its user; server fields come from the connection", () => {
     const roster = open();
-    const events = roster.announce(owner("c1", "ada"), 11, { cursor: 3 }, T0 + 5);
+    const events = roster.announce(owner("c1", "ada"), 11, JSON.stringify({ cursor: 3 }), T0 + 5);
     expect(summary(events)).toEqual(["member.join", "user.join"]);
     const [join, userJoin] = events;
     expect(join).toMatchObject({
@@ -71,19 +71,21 @@ describe("PresenceRoster: joins, updates and leaves", () => {
 
   it("a state change is one member.update, never a leave plus a join; the same state is no event", () => {
     const roster = open();
-    roster.announce(owner("c1", "ada"), 11, { cursor: 3 }, T0);
-    expect(summary(roster.announce(owner("c1", "ada"), 11, { cursor: 4 }, T0 + 10))).toEqual([
-      "member.update",
-    ]);
-    expect(roster.announce(owner("c1", "ada"), 11, { cursor: 4 }, T0 + 20)).toEqual([]);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({ cursor: 3 }), T0);
+    expect(
+      summary(roster.announce(owner("c1", "ada"), 11, JSON.stringify({ cursor: 4 }), T0 + 10)),
+    ).toEqual(["member.update"]);
+    expect(roster.announce(owner("c1", "ada"), 11, JSON.stringify({ cursor: 4 }), T0 + 20)).toEqual(
+      [],
+    );
     const [member] = roster.memberList();
     expect(member).toMatchObject({ joinedAt: T0, updatedAt: T0 + 10, state: { cursor: 4 } });
   });
 
   it("a null state leaves with `left`; a clean close with `closed`", () => {
     const roster = open();
-    roster.announce(owner("c1", "ada"), 11, {}, T0);
-    roster.announce(owner("c2", "bob"), 22, {}, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
+    roster.announce(owner("c2", "bob"), 22, JSON.stringify({}), T0);
     expect(summary(roster.withdraw(11, T0 + 1))).toEqual(["member.leave:left", "user.leave:left"]);
     expect(summary(roster.connectionGone("c2", true, T0 + 2))).toEqual([
       "member.leave:closed",
@@ -94,7 +96,12 @@ describe("PresenceRoster: joins, updates and leaves", () => {
 
   it("the connection's identity cannot be overridden by the state a client sets", () => {
     const roster = open();
-    roster.announce(owner("c1", "ada"), 11, { userId: "mallory", status: "present" }, T0);
+    roster.announce(
+      owner("c1", "ada"),
+      11,
+      JSON.stringify({ userId: "mallory", status: "present" }),
+      T0,
+    );
     const [member] = roster.memberList();
     expect(member?.userId).toBe("ada");
     expect(member?.state).toEqual({ userId: "mallory", status: "present" });
@@ -104,7 +111,7 @@ describe("PresenceRoster: joins, updates and leaves", () => {
 describe("PresenceRoster: disconnect grace", () => {
   it("an abrupt drop marks the member reconnecting; the same client back within the grace takes over with no leave or join", () => {
     const roster = open();
-    roster.announce(owner("c1", "ada"), 11, { cursor: 1 }, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({ cursor: 1 }), T0);
     expect(summary(roster.connectionGone("c1", false, T0 + 100))).toEqual([
       "member.status:reconnecting",
       "user.status:reconnecting",
@@ -114,7 +121,12 @@ describe("PresenceRoster: disconnect grace", () => {
       reconnectingUntil: T0 + 100 + 15_000,
     });
     expect(roster.nextDeadline()).toBe(T0 + 100 + 15_000);
-    const back = roster.announce(owner("c9", "ada", "wnam"), 11, { cursor: 1 }, T0 + 5_000);
+    const back = roster.announce(
+      owner("c9", "ada", "wnam"),
+      11,
+      JSON.stringify({ cursor: 1 }),
+      T0 + 5_000,
+    );
     expect(summary(back)).toEqual(["member.status:present", "user.status:present"]);
     const [member] = roster.memberList();
     expect(member).toMatchObject({
@@ -130,18 +142,16 @@ describe("PresenceRoster: disconnect grace", () => {
 
   it("a takeover with a different state also reports the update", () => {
     const roster = open();
-    roster.announce(owner("c1", "ada"), 11, { cursor: 1 }, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({ cursor: 1 }), T0);
     roster.connectionGone("c1", false, T0);
-    expect(summary(roster.announce(owner("c2", "ada"), 11, { cursor: 2 }, T0 + 1))).toEqual([
-      "member.status:present",
-      "member.update",
-      "user.status:present",
-    ]);
+    expect(
+      summary(roster.announce(owner("c2", "ada"), 11, JSON.stringify({ cursor: 2 }), T0 + 1)),
+    ).toEqual(["member.status:present", "member.update", "user.status:present"]);
   });
 
   it("after the grace the member leaves with `timeout`, exactly once", () => {
     const roster = open();
-    roster.announce(owner("c1", "ada"), 11, {}, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
     roster.connectionGone("c1", false, T0);
     expect(roster.expire(T0 + 14_999)).toEqual([]);
     expect(summary(roster.expire(T0 + 15_000))).toEqual([
@@ -150,15 +160,14 @@ describe("PresenceRoster: disconnect grace", () => {
     ]);
     expect(roster.expire(T0 + 30_000)).toEqual([]);
     // Coming back later is a new join.
-    expect(summary(roster.announce(owner("c2", "ada"), 11, {}, T0 + 40_000))).toEqual([
-      "member.join",
-      "user.join",
-    ]);
+    expect(
+      summary(roster.announce(owner("c2", "ada"), 11, JSON.stringify({}), T0 + 40_000)),
+    ).toEqual(["member.join", "user.join"]);
   });
 
   it("a grace of 0 leaves at once with `timeout`", () => {
     const roster = open(new MemoryPresenceStore(), { ...OPTIONS, graceMs: 0 });
-    roster.announce(owner("c1", "ada"), 11, {}, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
     expect(summary(roster.connectionGone("c1", false, T0))).toEqual([
       "member.leave:timeout",
       "user.leave:timeout",
@@ -167,9 +176,9 @@ describe("PresenceRoster: disconnect grace", () => {
 
   it("another user's client cannot take over a reconnecting member: the old one times out, the new one joins", () => {
     const roster = open();
-    roster.announce(owner("c1", "ada"), 11, {}, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
     roster.connectionGone("c1", false, T0);
-    expect(summary(roster.announce(owner("c2", "eve"), 11, {}, T0 + 1))).toEqual([
+    expect(summary(roster.announce(owner("c2", "eve"), 11, JSON.stringify({}), T0 + 1))).toEqual([
       "member.leave:timeout",
       "user.leave:timeout",
       "member.join",
@@ -181,11 +190,11 @@ describe("PresenceRoster: disconnect grace", () => {
 describe("PresenceRoster: the users view", () => {
   it("two tabs of one user: one user.join, connection counts as user.update, one user.leave", () => {
     const roster = open();
-    expect(summary(roster.announce(owner("tab1", "ada"), 11, {}, T0))).toEqual([
+    expect(summary(roster.announce(owner("tab1", "ada"), 11, JSON.stringify({}), T0))).toEqual([
       "member.join",
       "user.join",
     ]);
-    const second = roster.announce(owner("tab2", "ada"), 12, {}, T0 + 1);
+    const second = roster.announce(owner("tab2", "ada"), 12, JSON.stringify({}), T0 + 1);
     expect(summary(second)).toEqual(["member.join", "user.update"]);
     expect(second[1]).toMatchObject({
       user: { connections: 2, clientIds: [11, 12], joinedAt: T0 },
@@ -203,8 +212,8 @@ describe("PresenceRoster: the users view", () => {
 
   it("a user stays present while any of its members is", () => {
     const roster = open();
-    roster.announce(owner("tab1", "ada"), 11, {}, T0);
-    roster.announce(owner("tab2", "ada"), 12, {}, T0);
+    roster.announce(owner("tab1", "ada"), 11, JSON.stringify({}), T0);
+    roster.announce(owner("tab2", "ada"), 12, JSON.stringify({}), T0);
     expect(summary(roster.connectionGone("tab1", false, T0 + 1))).toEqual([
       "member.status:reconnecting",
     ]);
@@ -217,8 +226,8 @@ describe("PresenceRoster: the users view", () => {
 
   it("the snapshot lists members by join time and users with the newest member's name", () => {
     const roster = open();
-    roster.announce(owner("c2", "bob"), 22, { b: 1 }, T0 + 2);
-    roster.announce(owner("c1", "ada"), 11, { a: 1 }, T0 + 1);
+    roster.announce(owner("c2", "bob"), 22, JSON.stringify({ b: 1 }), T0 + 2);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({ a: 1 }), T0 + 1);
     const snapshot = roster.snapshot();
     expect(snapshot.seq).toBe(roster.version);
     expect(snapshot.members.map((m) => m.clientId)).toEqual([11, 22]);
@@ -233,8 +242,8 @@ describe("PresenceRoster: sequence numbers, storage and history", () => {
   it("every event takes the next sequence number", () => {
     const roster = open();
     const events = [
-      ...roster.announce(owner("c1", "ada"), 11, {}, T0),
-      ...roster.announce(owner("c1", "ada"), 11, { x: 1 }, T0),
+      ...roster.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0),
+      ...roster.announce(owner("c1", "ada"), 11, JSON.stringify({ x: 1 }), T0),
       ...roster.connectionGone("c1", false, T0),
       ...roster.expire(T0 + 20_000),
     ];
@@ -245,9 +254,10 @@ describe("PresenceRoster: sequence numbers, storage and history", () => {
   it("membership changes are written at once; updates only with the next write or after historyFlushMs", () => {
     const store = new MemoryPresenceStore();
     const roster = open(store);
-    roster.announce(owner("c1", "ada"), 11, { v: 0 }, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({ v: 0 }), T0);
     expect(store.writes).toBe(1);
-    for (let v = 1; v <= 5; v++) roster.announce(owner("c1", "ada"), 11, { v }, T0 + v);
+    for (let v = 1; v <= 5; v++)
+      roster.announce(owner("c1", "ada"), 11, JSON.stringify({ v }), T0 + v);
     expect(store.writes).toBe(1); // no write per cursor move
     expect(roster.nextDeadline()).toBe(T0 + 1 + 2_000);
     expect(roster.expire(T0 + 1_000)).toEqual([]);
@@ -264,9 +274,9 @@ describe("PresenceRoster: sequence numbers, storage and history", () => {
   it("waiting updates are written with the next membership change, in sequence order", () => {
     const store = new MemoryPresenceStore();
     const roster = open(store);
-    roster.announce(owner("c1", "ada"), 11, { v: 0 }, T0);
-    roster.announce(owner("c1", "ada"), 11, { v: 1 }, T0 + 1);
-    roster.announce(owner("c2", "bob"), 22, {}, T0 + 2);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({ v: 0 }), T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({ v: 1 }), T0 + 1);
+    roster.announce(owner("c2", "bob"), 22, JSON.stringify({}), T0 + 2);
     const history = store.history(ROOM, { limit: 100 });
     expect(summary(history)).toEqual([
       "member.join",
@@ -281,11 +291,12 @@ describe("PresenceRoster: sequence numbers, storage and history", () => {
   it("a reload continues above every sequence number handed out, written or not", () => {
     const store = new MemoryPresenceStore();
     const first = open(store, OPTIONS, T0);
-    first.announce(owner("c1", "ada"), 11, {}, T0);
-    for (let v = 0; v < 50; v++) first.announce(owner("c1", "ada"), 11, { v }, T0 + 1);
+    first.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
+    for (let v = 0; v < 50; v++)
+      first.announce(owner("c1", "ada"), 11, JSON.stringify({ v }), T0 + 1);
     const handedOut = first.version;
     const second = PresenceRoster.load(ROOM, store, OPTIONS, T0 + 10, [
-      { ...owner("c1", "ada"), clients: [{ clientId: 11, state: { v: 49 } }] },
+      { ...owner("c1", "ada"), clients: [{ clientId: 11, json: JSON.stringify({ v: 49 }) }] },
     ]).roster;
     expect(second.version).toBeGreaterThan(handedOut);
   });
@@ -295,10 +306,10 @@ describe("PresenceRoster.load", () => {
   it("after hibernation, members whose sockets are still open stay present, with their live state, and no event", () => {
     const store = new MemoryPresenceStore();
     const before = open(store);
-    before.announce(owner("c1", "ada"), 11, { v: 0 }, T0);
-    before.announce(owner("c1", "ada"), 11, { v: 1 }, T0 + 1); // not written yet
+    before.announce(owner("c1", "ada"), 11, JSON.stringify({ v: 0 }), T0);
+    before.announce(owner("c1", "ada"), 11, JSON.stringify({ v: 1 }), T0 + 1); // not written yet
     const { roster, events } = PresenceRoster.load(ROOM, store, OPTIONS, T0 + 30_000, [
-      { ...owner("c1", "ada"), clients: [{ clientId: 11, state: { v: 1 } }] },
+      { ...owner("c1", "ada"), clients: [{ clientId: 11, json: JSON.stringify({ v: 1 }) }] },
     ]);
     expect(events).toEqual([]);
     expect(roster.memberList()[0]).toMatchObject({ status: "present", state: { v: 1 } });
@@ -306,21 +317,20 @@ describe("PresenceRoster.load", () => {
 
   it("after a restart (no sockets), present members start their grace at load and leave when it ends", () => {
     const store = new MemoryPresenceStore();
-    open(store).announce(owner("c1", "ada"), 11, {}, T0);
+    open(store).announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
     const { roster, events } = PresenceRoster.load(ROOM, store, OPTIONS, T0 + 1_000, []);
     expect(summary(events)).toEqual(["member.status:reconnecting", "user.status:reconnecting"]);
     expect(roster.nextDeadline()).toBe(T0 + 1_000 + 15_000);
     // The client reconnects to the restarted shard within the grace: no leave, no join.
-    expect(summary(roster.announce(owner("c2", "ada"), 11, {}, T0 + 2_000))).toEqual([
-      "member.status:present",
-      "user.status:present",
-    ]);
+    expect(
+      summary(roster.announce(owner("c2", "ada"), 11, JSON.stringify({}), T0 + 2_000)),
+    ).toEqual(["member.status:present", "user.status:present"]);
   });
 
   it("a grace that ran out while the room was unloaded ends at load", () => {
     const store = new MemoryPresenceStore();
     const roster = open(store);
-    roster.announce(owner("c1", "ada"), 11, {}, T0);
+    roster.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
     roster.connectionGone("c1", false, T0);
     const reloaded = PresenceRoster.load(ROOM, store, OPTIONS, T0 + 20_000, []);
     expect(summary(reloaded.events)).toEqual(["member.leave:timeout", "user.leave:timeout"]);

@@ -92,8 +92,8 @@ describe("the roster queues user events for the webhook", () => {
   it("queues user.join and user.leave in the same write as the change, and nothing for members", () => {
     const store = new MemoryPresenceStore();
     const roster = rosterWithWebhook(store);
-    roster.announce(ada, 1, {}, T0);
-    roster.announce({ ...ada, connectionId: "c2" }, 2, {}, T0 + 1); // a second tab: no user event
+    roster.announce(ada, 1, JSON.stringify({}), T0);
+    roster.announce({ ...ada, connectionId: "c2" }, 2, JSON.stringify({}), T0 + 1); // a second tab: no user event
     roster.connectionGone("c1", true, T0 + 2);
     roster.connectionGone("c2", true, T0 + 3);
     const queued = store.due(T0 + 10, 100);
@@ -105,7 +105,7 @@ describe("the roster queues user events for the webhook", () => {
 describe("deliverDue", () => {
   it("posts each due delivery, signed, and removes it once answered 2xx", async () => {
     const store = new MemoryPresenceStore();
-    rosterWithWebhook(store).announce(ada, 1, {}, T0);
+    rosterWithWebhook(store).announce(ada, 1, JSON.stringify({}), T0);
     const hooks = receiver([204]);
     await deliverDue(store, SETTINGS, SECRET, hooks.platform);
     expect(hooks.received).toHaveLength(1);
@@ -123,7 +123,7 @@ describe("deliverDue", () => {
 
   it("retries a failed delivery with backoff, then gives up after maxAttempts and logs it", async () => {
     const store = new MemoryPresenceStore();
-    rosterWithWebhook(store).announce(ada, 1, {}, T0);
+    rosterWithWebhook(store).announce(ada, 1, JSON.stringify({}), T0);
     const hooks = receiver([500, new Error("connection refused"), 503]);
     await deliverDue(store, SETTINGS, SECRET, hooks.platform);
     expect(store.nextDue()).toBe(T0 + backoffMs(1, 0.5));
@@ -144,7 +144,7 @@ describe("deliverDue", () => {
 
   it("the same delivery id is sent on every attempt, so a receiver can drop duplicates", async () => {
     const store = new MemoryPresenceStore();
-    rosterWithWebhook(store).announce(ada, 1, {}, T0);
+    rosterWithWebhook(store).announce(ada, 1, JSON.stringify({}), T0);
     const hooks = receiver([500, 200]);
     await deliverDue(store, SETTINGS, SECRET, hooks.platform);
     hooks.advance(60_000);
