@@ -3,7 +3,8 @@ import { configFromEnv, graceFor, type HaloConfig } from "../src/config/config-s
 import type { ConnectionId } from "../src/core/awareness-table";
 import {
   type ConnectionAttachment,
-  connectionAttachmentSchema,
+  fromStoredAttachment,
+  toStoredAttachment,
 } from "../src/core/connection-attachment";
 import { RoomCache } from "../src/core/room-cache";
 import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room-replica";
@@ -266,7 +267,7 @@ export class ShardDurableObject extends DurableObject<Env> {
             trySend(sockets.get(connectionId), effect.frame);
           break;
         case "attach":
-          sockets.get(effect.connectionId)?.serializeAttachment(effect.attachment);
+          this.attach(sockets.get(effect.connectionId), effect.attachment);
           break;
         case "close": {
           const ws = sockets.get(effect.connectionId);
@@ -287,8 +288,10 @@ export class ShardDurableObject extends DurableObject<Env> {
     if (wakeAt !== null && !this.inAlarm) await this.wakeNoLaterThan(wakeAt);
   }
 
-  private async wakeNoLaterThan(at: number | null): Promise<void> {
-    if (at === null) return;
+  private async wakeNoLaterThan(wanted: number | null): Promise<void> {
+    if (wanted === null) return;
+    // The platform refuses alarms past 2189; the token lifetime cap keeps real deadlines far below.
+    const at = Math.min(wanted, LATEST_ALARM_MS);
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (this.alarmAt !== null && this.alarmAt <= at) return;
     this.alarmAt = at;
@@ -311,6 +314,20 @@ export class ShardDurableObject extends DurableObject<Env> {
     return sockets;
   }
 
+  /** Stores a socket's state for hibernation; one the platform refuses closes that socket (it would be lost). */
+  private attach(ws: WebSocket | undefined, attachment: ConnectionAttachment): void {
+    if (!ws) return;
+    try {
+      ws.serializeAttachment(toStoredAttachment(attachment));
+    } catch {
+      this.closeSocket(
+        ws,
+        CloseCode.MessageTooBig,
+        "connection state over the 16 KiB attachment limit",
+      );
+    }
+  }
+
   private closeSocket(ws: WebSocket, code: number, reason: string): void {
     try {
       ws.close(code, reason);
@@ -320,9 +337,11 @@ export class ShardDurableObject extends DurableObject<Env> {
   }
 }
 
+/** 2100-01-01: later than any deadline a room may have, earlier than the platform's limit. */
+const LATEST_ALARM_MS = Date.UTC(2100, 0, 1);
+
 function readAttachment(ws: WebSocket): ConnectionAttachment | undefined {
-  const parsed = connectionAttachmentSchema.safeParse(ws.deserializeAttachment());
-  return parsed.success ? parsed.data : undefined;
+  return fromStoredAttachment(ws.deserializeAttachment());
 }
 
 function trySend(ws: WebSocket | undefined, frame: Uint8Array): void {

@@ -62,6 +62,8 @@ export interface TokenPolicy {
   issuer?: string | undefined;
   audience?: string | undefined;
   clockToleranceSeconds: number;
+  /** Longest time a token may still have to live when it is presented (`exp` - now), in seconds. */
+  maxTokenLifetimeSeconds: number;
 }
 
 export interface TokenVerifier {
@@ -112,6 +114,14 @@ export function createTokenVerifier(keys: TokenKeys, policy: TokenPolicy): Token
         );
       }
       const { sub, exp, name, user, cap } = claims.data;
+      if (exp * 1000 - nowMs > policy.maxTokenLifetimeSeconds * 1000) {
+        // A "never expires" token could never be revoked; the platform's alarm cannot even be
+        // set that far ahead.
+        throw new AuthError(
+          "invalid_token",
+          `claim exp: more than ${policy.maxTokenLifetimeSeconds} s ahead (auth.maxTokenLifetimeSeconds)`,
+        );
+      }
       return {
         userId: sub,
         capability: cap,

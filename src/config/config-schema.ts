@@ -5,6 +5,12 @@ import { type Region, regionSchema } from "./regions";
 const MiB = 1024 * 1024;
 
 /**
+ * Bytes of awareness state one connection may own in all: its socket attachment (16 KiB on
+ * the platform) also holds its identity, whose user info alone may take 4 KiB.
+ */
+export const ATTACHMENT_STATE_BUDGET_BYTES = 9 * 1024;
+
+/**
  * Every limit the service enforces, by name. Each has a default and is overridable in
  * `wrangler.toml` under `[vars.HALO_CONFIG.limits]`.
  */
@@ -17,12 +23,12 @@ export const limitsSchema = z
       .min(1024)
       .max(32 * MiB)
       .default(MiB),
-    /** Largest JSON awareness state of one client, in bytes (it also lives in the 16 KiB socket attachment). */
+    /** Largest JSON awareness state of one client, in UTF-8 bytes (it also lives in the 16 KiB socket attachment). */
     maxAwarenessStateBytes: z
       .number()
       .int()
       .min(64)
-      .max(12 * 1024)
+      .max(ATTACHMENT_STATE_BUDGET_BYTES)
       .default(8 * 1024),
     /** How many awareness clientIDs one connection may own (stock clients use one). */
     maxClientIdsPerConnection: z.number().int().min(1).max(16).default(1),
@@ -84,6 +90,13 @@ export const authSchema = z
     audience: z.string().min(1).optional(),
     /** Clock skew allowed when checking `exp`, in seconds. */
     clockToleranceSeconds: z.number().int().min(0).max(300).default(5),
+    /** A token whose `exp` is further ahead than this is refused (seconds; default 30 days). */
+    maxTokenLifetimeSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(365 * 24 * 3600)
+      .default(30 * 24 * 3600),
   })
   .strict();
 
@@ -168,6 +181,14 @@ export const haloConfigSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    const { maxClientIdsPerConnection, maxAwarenessStateBytes } = config.limits;
+    if (maxClientIdsPerConnection * maxAwarenessStateBytes > ATTACHMENT_STATE_BUDGET_BYTES) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["limits", "maxAwarenessStateBytes"],
+        message: `maxClientIdsPerConnection x maxAwarenessStateBytes must be at most ${ATTACHMENT_STATE_BUDGET_BYTES} (a connection's states live in its 16 KiB socket attachment, beside its identity)`,
+      });
+    }
     if (config.environment === "production" && config.allowRegionOverride) {
       ctx.addIssue({
         code: "custom",

@@ -29,6 +29,7 @@ import { AwarenessTable, type ConnectionId, NULL_STATE_JSON } from "./awareness-
 import { type ChangeOrigin, isChangeOrigin } from "./change-origin";
 import type { ConnectionAttachment } from "./connection-attachment";
 import { type MessageTarget, receiveMessage } from "./message-receiver";
+import { misplacedItem, missingDependency, splitCharacter } from "./update-integrity";
 
 export interface RoomLimits extends IncomingLimits, CompactionThresholds {
   maxClientIdsPerConnection: number;
@@ -294,17 +295,33 @@ export class RoomReplica implements MessageTarget {
 
   applyClientUpdate(connectionId: ConnectionId, update: Uint8Array): void {
     const canWrite = this.hasRight(connectionId, "write");
-    const decoded = decodeWholeUpdate(update);
+    // Only what the room lacks is applied: Yjs re-integrating a struct it already holds can
+    // split a stored item (even inside a surrogate pair) before it notices the repeat.
+    decodeWholeUpdate(update); // a malformed frame is refused as such, before anything else
+    const fresh = newPartOf(update, this.doc);
+    const decoded = decodeWholeUpdate(fresh);
+    const empty = decoded.structs.length === 0 && decoded.ds.clients.size === 0;
     if (!canWrite) {
       // The stock client answers the server's step 1 with a step 2 even when it has nothing to
       // add; only an update that carries content is refused.
-      if (decoded.structs.length === 0 && decoded.ds.clients.size === 0) return;
+      if (empty) return;
       throw new PermissionDenied("this connection has no write right in the room");
     }
-    if (decoded.structs.length > 0) this.assertRoomFor(update);
+    if (empty) return;
+    const missing = missingDependency(this.doc, decoded);
+    if (missing !== null) {
+      throw new ProtocolError(
+        CloseCode.InvalidPayload,
+        `update depends on content this room does not have (${missing}); reconnect to resync`,
+      );
+    }
+    const misplaced = misplacedItem(this.doc, decoded) ?? splitCharacter(this.doc, decoded);
+    if (misplaced !== null)
+      throw new ProtocolError(CloseCode.InvalidPayload, `malformed frame: ${misplaced}`);
+    if (decoded.structs.length > 0) this.assertRoomFor(fresh);
     const origin: ChangeOrigin = { kind: "connection", connectionId };
     try {
-      Y.applyUpdate(this.doc, update, origin);
+      Y.applyUpdate(this.doc, fresh, origin);
     } catch (error) {
       if (error instanceof StorageFailure) throw error;
       // Well-formed but impossible to integrate: what Yjs applied before it threw was already
@@ -584,6 +601,15 @@ function earliest(a: number | null, b: number | null): number | null {
   if (a === null) return b;
   if (b === null) return a;
   return Math.min(a, b);
+}
+
+/** The part of `update` that `doc` does not hold yet; a malformed update is a bad frame. */
+function newPartOf(update: Uint8Array, doc: Y.Doc): Uint8Array {
+  try {
+    return Y.diffUpdate(update, Y.encodeStateVector(doc));
+  } catch {
+    throw new ProtocolError(CloseCode.InvalidPayload, "malformed frame: invalid Yjs update");
+  }
 }
 
 /**

@@ -29,7 +29,10 @@ const SECRET = "auth-test-secret-0123456789abcdef";
 const NOW = 1_800_000_000_000;
 const NOW_S = NOW / 1000;
 const CAP: Capability = { "team:*": ["read", "write"], lobby: ["presence"] };
-const strictPolicy: TokenPolicy = { clockToleranceSeconds: 0 };
+const strictPolicy: TokenPolicy = {
+  clockToleranceSeconds: 0,
+  maxTokenLifetimeSeconds: 30 * 24 * 3600,
+};
 
 const secretBytes = (secret: string): Uint8Array => new TextEncoder().encode(secret);
 
@@ -224,8 +227,26 @@ describe("token verifier: HS256", () => {
     expect((await verifier.verify(token, NOW - 1)).expiresAt).toBe(NOW);
   });
 
+  it("refuses a token whose exp is further ahead than maxTokenLifetimeSeconds", async () => {
+    const verifier = createTokenVerifier(
+      { hs256Secret: SECRET },
+      { ...strictPolicy, maxTokenLifetimeSeconds: 3600 },
+    );
+    const fine = await hsToken({ cap: CAP }, { exp: NOW_S + 3600 });
+    expect((await verifier.verify(fine, NOW)).expiresAt).toBe((NOW_S + 3600) * 1000);
+    // The "never expires" token some issuers hand out: refused, not kept until 2286.
+    const forever = await hsToken({ cap: CAP }, { exp: 9_999_999_999 });
+    await expect(verifier.verify(forever, NOW)).rejects.toMatchObject({
+      code: "invalid_token",
+      message: "claim exp: more than 3600 s ahead (auth.maxTokenLifetimeSeconds)",
+    });
+  });
+
   it("accepts an expired token within clockToleranceSeconds, and not beyond", async () => {
-    const tolerant = createTokenVerifier({ hs256Secret: SECRET }, { clockToleranceSeconds: 30 });
+    const tolerant = createTokenVerifier(
+      { hs256Secret: SECRET },
+      { ...strictPolicy, clockToleranceSeconds: 30 },
+    );
     const token = await hsToken({ cap: CAP }, { exp: NOW_S - 20 });
     expect((await tolerant.verify(token, NOW)).userId).toBe("ada");
     await expectAuthError(tolerant.verify(token, NOW + 15_000), "expired_token", /expired/);
@@ -356,7 +377,12 @@ describe("token verifier: HS256", () => {
 describe("token verifier: issuer and audience", () => {
   const verifier = createTokenVerifier(
     { hs256Secret: SECRET },
-    { issuer: "https://auth.example", audience: "halo", clockToleranceSeconds: 0 },
+    {
+      issuer: "https://auth.example",
+      audience: "halo",
+      clockToleranceSeconds: 0,
+      maxTokenLifetimeSeconds: 30 * 24 * 3600,
+    },
   );
 
   function token(iss: string | undefined, aud: string | string[] | undefined): Promise<string> {

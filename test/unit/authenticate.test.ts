@@ -7,7 +7,10 @@ import { HttpError } from "../../src/http/errors";
 
 const SECRET = "unit-test-secret";
 const NOW = 1_800_000_000_000;
-const verifier = createTokenVerifier({ hs256Secret: SECRET }, { clockToleranceSeconds: 0 });
+const verifier = createTokenVerifier(
+  { hs256Secret: SECRET },
+  { clockToleranceSeconds: 0, maxTokenLifetimeSeconds: 30 * 24 * 3600 },
+);
 const strict = authSchema.parse({});
 const anonymous = authSchema.parse({ anonymous: true, anonymousRights: ["read", "presence"] });
 const fixedId = () => "fixed";

@@ -107,8 +107,8 @@ describe("parseConfig: defaults", () => {
       shards: { weur: 1024 },
       limits: {
         maxFrameBytes: 32 * MiB,
-        maxAwarenessStateBytes: 12 * 1024,
-        maxClientIdsPerConnection: 16,
+        maxAwarenessStateBytes: 9 * 1024,
+        maxClientIdsPerConnection: 1,
         maxRowBytes: 2_000_000,
       },
     });
@@ -164,7 +164,7 @@ describe("parseConfig: errors name the field", () => {
     ["maxFrameBytes", 1023],
     ["maxFrameBytes", 32 * MiB + 1],
     ["maxAwarenessStateBytes", 63],
-    ["maxAwarenessStateBytes", 12 * 1024 + 1],
+    ["maxAwarenessStateBytes", 9 * 1024 + 1],
     ["maxClientIdsPerConnection", 0],
     ["maxClientIdsPerConnection", 17],
     ["maxRoomsInMemory", 0],
@@ -186,6 +186,23 @@ describe("parseConfig: errors name the field", () => {
     expect(configErrorOf({ shards: { weur: 1 }, limits: { [key]: value } })).toContain(
       `HALO_CONFIG.limits.${key}`,
     );
+  });
+
+  it("rejects awareness limits whose states could not fit a socket attachment", () => {
+    expect(
+      configErrorOf({
+        shards: { weur: 1 },
+        limits: { maxClientIdsPerConnection: 2, maxAwarenessStateBytes: 8192 },
+      }),
+    ).toContain(
+      "HALO_CONFIG.limits.maxAwarenessStateBytes: maxClientIdsPerConnection x maxAwarenessStateBytes must be at most 9216",
+    );
+    expect(() =>
+      parseConfig({
+        shards: { weur: 1 },
+        limits: { maxClientIdsPerConnection: 16, maxAwarenessStateBytes: 576 },
+      }),
+    ).not.toThrow();
   });
 
   it("rejects a defaultRegion that is not configured", () => {

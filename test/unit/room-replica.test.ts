@@ -7,6 +7,8 @@ import { CLOCK_STEPS_PER_MS, type ConnectionId } from "../../src/core/awareness-
 import {
   type ConnectionAttachment,
   connectionAttachmentSchema,
+  fromStoredAttachment,
+  toStoredAttachment,
 } from "../../src/core/connection-attachment";
 import {
   type RoomDependencies,
@@ -59,6 +61,14 @@ const toDestroy: Array<{ destroy(): void }> = [];
 afterEach(() => {
   for (const item of toDestroy.splice(0)) item.destroy();
 });
+
+/** What the shell stores and reads back: the stored form, through a structured clone (as the platform does). */
+function roundTrip(attachment: ConnectionAttachment | undefined): ConnectionAttachment {
+  if (!attachment) throw new Error("no attachment");
+  const back = fromStoredAttachment(structuredClone(toStoredAttachment(attachment)));
+  if (!back) throw new Error("attachment did not survive storage");
+  return back;
+}
 
 /** How many times each storage has had the room loaded: the n-th load happens at second n. */
 const loadsOf = new WeakMap<RoomStorage, number>();
@@ -869,7 +879,7 @@ describe("RoomReplica: bad frames", () => {
   // unloaded), and any participant could do it again on every reconnect. Unlike the frames
   // above, Yjs has integrated the update's first item before it throws, and that part was
   // stored and broadcast like any update: it stays, so memory still matches storage.
-  it("a well-formed Yjs update that Yjs cannot integrate closes only the sender with 1007; what Yjs applied first stays, stored and broadcast", () => {
+  it("an update that depends on content the room lacks is refused whole with 1007: nothing applied, stored or broadcast", () => {
     const room = new Harness();
     const alice = stockClient({ name: "Alice" }, 11);
     const bob = stockClient({ name: "Bob" }, 22);
@@ -877,48 +887,49 @@ describe("RoomReplica: bad frames", () => {
     room.connect("b", bob);
     room.send("a", edit(alice, 0, "before "));
     const writesBefore = room.storage.writes;
+    const before = room.replica.encodeDocument();
     room.delivered.clear();
 
-    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
-    let effects: RoomEffect[];
-    try {
-      effects = room.send("a", syncUpdateFrame(unintegrableUpdate()));
-      expect(errors).not.toHaveBeenCalled();
-    } finally {
-      errors.mockRestore();
-    }
-    expect(kinds(effects)).toEqual(["broadcast:sync2", "close:a", "broadcast:awareness"]);
-    const [applied, close, removal] = effects;
-    if (applied?.kind !== "broadcast" || close?.kind !== "close" || removal?.kind !== "broadcast")
-      throw new Error("unexpected");
-    expect(close).toEqual({
+    // Its first struct would integrate; its second has a left origin (7:5) nobody has.
+    const effects = room.send("a", syncUpdateFrame(unintegrableUpdate()));
+    expect(kinds(effects)).toEqual(["close:a", "broadcast:awareness"]);
+    expect(effects[0]).toEqual({
       kind: "close",
       connectionId: "a",
       code: 1007,
-      reason: "malformed frame: Yjs could not integrate the update",
+      reason: "update depends on content this room does not have (origin 7:5); reconnect to resync",
     });
-    expect(awarenessStatesOf(removal.frame)).toEqual(new Map([[11, null]]));
-    // Only the sender is closed; the room stays up.
     expect(room.failed).toBeNull();
-    expect([...room.closed.keys()]).toEqual(["a"]);
-    expect(room.replica.connectionCount).toBe(1);
-    expect(room.replica.awarenessOwners().map((m) => m.clientId)).toEqual([22]);
-    expect(bob.awareness.getStates().has(11)).toBe(false);
-
-    // What Yjs applied was stored, and Bob got it: memory, storage and Bob agree.
-    expect(room.storage.writes).toBeGreaterThan(writesBefore);
-    expect(room.delivered.get("b")).toEqual([applied.frame, removal.frame]);
-    const text = textOf(room.replica.encodeDocument());
-    expect(text).not.toBe("before ");
-    expect(bob.text).toBe(text);
-    const reopened = open(room.storage);
-    expect(reopened.encodeDocument()).toEqual(room.replica.encodeDocument());
+    expect(room.replica.encodeDocument()).toEqual(before);
+    expect(room.storage.writes).toBe(writesBefore);
+    expect(bob.text).toBe("before ");
 
     // The closed connection is gone; the other one still works, and storage keeps up.
     expect(room.replica.receive("a", edit(alice, 0, "after close "), NOW)).toEqual([]);
     expect(kinds(room.send("b", edit(bob, 0, "bob ")))).toEqual(["broadcast:sync2"]);
-    expect(textOf(room.replica.encodeDocument())).toBe(`bob ${text}`);
+    expect(textOf(room.replica.encodeDocument())).toBe("bob before ");
     expect(open(room.storage).encodeDocument()).toEqual(room.replica.encodeDocument());
+  });
+
+  it("an update with a gap in a client's clocks is refused, and a repeat of known content is ignored", () => {
+    const room = new Harness();
+    const alice = stockClient({}, 11);
+    room.connect("a", alice);
+    const first = edit(alice, 0, "one");
+    const second = edit(alice, 3, "two");
+    // The second update alone skips clocks 0-2: Yjs would keep it pending.
+    const gap = room.send("a", second);
+    expect(gap[0]).toMatchObject({
+      kind: "close",
+      code: 1007,
+      reason: expect.stringMatching(/client 11's clock 3 where 0 comes next/),
+    });
+    const again = new Harness(LIMITS, room.storage);
+    const carol = stockClient({}, 33);
+    again.connect("c", carol);
+    expect(kinds(again.send("c", first))).toEqual(["broadcast:sync2"]);
+    expect(again.send("c", first)).toEqual([]); // known content: nothing new, nothing sent
+    expect(textOf(again.replica.encodeDocument())).toBe("one");
   });
 
   it("a truncated update names the problem in the close reason", () => {
@@ -1051,8 +1062,7 @@ describe("RoomReplica: bad frames", () => {
           closes++;
           expect(effect.connectionId, context).toBe(id);
           expect([1003, 1007, 1009], context).toContain(effect.code);
-          if (effect.reason === "malformed frame: Yjs could not integrate the update")
-            unintegrable++;
+          if (effect.reason.startsWith("update depends on content")) unintegrable++;
         }
         replica.disconnect(id, false, NOW);
       }
@@ -1064,9 +1074,8 @@ describe("RoomReplica: bad frames", () => {
     expect(unintegrable).toBeGreaterThan(0);
     expect(replica.connectionCount).toBe(1); // the bystander
     // Memory integrated exactly what storage holds: both announce the same state vector in their
-    // sync step 1. (Some mutated updates lack a dependency: Yjs keeps them pending in memory and
-    // neither stores nor broadcasts them, while encodeDocument merges them into its output, so
-    // the two encodings are not compared byte for byte here.)
+    // sync step 1, and, since an update with a missing dependency is refused rather than kept
+    // pending, both encode the same document.
     const stateVectorOf = (room: RoomReplica): Map<number, number> => {
       const [step1] = room.connect(info("probe"));
       if (step1?.kind !== "send") throw new Error("no sync step 1");
@@ -1074,9 +1083,11 @@ describe("RoomReplica: bad frames", () => {
       if (message.type !== "sync-step1") throw new Error(`unexpected ${message.type}`);
       return Y.decodeStateVector(message.stateVector);
     };
-    const stored = stateVectorOf(open(storage));
+    const reopened = open(storage);
+    const stored = stateVectorOf(reopened);
     expect(stored.size).toBeGreaterThan(0);
     expect(stateVectorOf(replica)).toEqual(stored);
+    expect(textOf(replica.encodeDocument())).toBe(textOf(reopened.encodeDocument()));
   });
 });
 
@@ -1223,7 +1234,7 @@ describe("RoomReplica: hibernation, queries", () => {
         const attachment = room.attachments.get(id);
         expect(attachment).toBeDefined();
         // What the shell stores must survive JSON and the schema.
-        return connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment)));
+        return roundTrip(attachment);
       }),
     );
     expect(woken.connectionCount).toBe(3);
@@ -1298,9 +1309,7 @@ describe("RoomReplica: hibernation, queries", () => {
     // The shard hibernates: only the open sockets' attachments survive.
     const attachment = room.attachments.get("b");
     if (!attachment) throw new Error("no attachment for b");
-    const woken = new Harness(LIMITS, room.storage, [
-      [bob, connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment)))],
-    ]); // the room's second load
+    const woken = new Harness(LIMITS, room.storage, [[bob, roundTrip(attachment)]]); // the room's second load
     const bobsUpdates = countRemoteUpdates(bob);
     woken.connect("a2", alice);
     expect(alice.awareness.getStates().get(bob.clientId)).toEqual({ name: "Bob" });
@@ -1357,9 +1366,7 @@ describe("RoomReplica: hibernation, queries", () => {
 
     const attachment = room.attachments.get("b");
     if (!attachment) throw new Error("no attachment for b");
-    const woken = new Harness(LIMITS, room.storage, [
-      [bob, connectionAttachmentSchema.parse(JSON.parse(JSON.stringify(attachment)))],
-    ]); // the room's second load
+    const woken = new Harness(LIMITS, room.storage, [[bob, roundTrip(attachment)]]); // the room's second load
     const bobsUpdates = countRemoteUpdates(bob);
     woken.connect("a2", alice);
     expect(woken.replica.awarenessOwners().map((m) => [m.clientId, m.connectionId])).toEqual([
@@ -1582,6 +1589,29 @@ describe("RoomReplica rights", () => {
     expect(due.nextDeadline).toBe(9_000);
     expect(replica.expire(10_000).nextDeadline).toBeNull();
     expect(replica.connectionCount).toBe(1);
+  });
+});
+
+describe("socket attachments", () => {
+  it("are stored as UTF-8 bytes, so a state's cost is its UTF-8 size, and read back exactly", () => {
+    const state = JSON.stringify({ pad: `${"a".repeat(8090)}€` }); // two bytes a character as a V8 string
+    const attachment: ConnectionAttachment = {
+      v: 1,
+      room: ROOM,
+      connectionId: "c1",
+      region: "weur",
+      joinedAt: 1,
+      identity: { ...EVERYONE, user: { bio: "x".repeat(4000) } },
+      presenceEvents: true,
+      clients: [{ clientId: 5, clock: 9, ownerClock: 3, json: state }],
+    };
+    const stored = toStoredAttachment(attachment);
+    const bytes =
+      stored.head.byteLength + stored.clients.reduce((n, c) => n + c.json.byteLength, 0);
+    expect(bytes).toBeLessThan(13 * 1024);
+    expect(roundTrip(attachment)).toEqual(attachment);
+    expect(fromStoredAttachment({ v: 2, head: new Uint8Array([1]), clients: [] })).toBeUndefined();
+    expect(fromStoredAttachment("garbage")).toBeUndefined();
   });
 });
 
