@@ -109,6 +109,9 @@ function contentBy(doc: Y.Doc, clientId: number): string {
 
 /** JSON with sorted keys, so two maps with the same entries print the same whatever their insertion order. */
 function canonical(value: unknown): string {
+  // A type embedded in text comes out of toDelta() as the type itself, which refers to itself.
+  if (value instanceof Y.AbstractType)
+    return `<${value.constructor.name}>${canonical(value.toJSON())}`;
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (isRecord(value))
     return `{${Object.keys(value)
