@@ -174,9 +174,10 @@ const docOp: fc.Arbitrary<DocOp> = fc.oneof(
       root: textRoot,
       index: fc.nat({ max: 64 }),
       // Characters of the Basic Multilingual Plane only. With astral characters (surrogate
-      // pairs) and formatting, hostile updates can still leave the server's copy and its
-      // clients' copies differing by a lone surrogate (seed 56389772, docs/SECURITY.md,
-      // "Known gaps"); the other splits of a character are refused (update-integrity.ts).
+      // pairs) and formatting, hostile updates can still leave the server's encoding and its
+      // clients' copies differing by a lone surrogate (seed 56389772 with unit "binary";
+      // docs/SECURITY.md, "Known gaps"); other splits of a character are refused
+      // (update-integrity.ts).
       text: fc.string({
         minLength: 1,
         maxLength: 12,
