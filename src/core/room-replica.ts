@@ -297,9 +297,14 @@ export class RoomReplica implements MessageTarget {
     const canWrite = this.hasRight(connectionId, "write");
     // Only what the room lacks is applied: Yjs re-integrating a struct it already holds can
     // split a stored item (even inside a surrogate pair) before it notices the repeat.
-    decodeWholeUpdate(update); // a malformed frame is refused as such, before anything else
-    const fresh = newPartOf(update, this.doc);
-    const decoded = decodeWholeUpdate(fresh);
+    // A malformed frame is refused as such, before anything else. Usually every struct is new
+    // (a live client sends only what it just made), and the update is used as it came.
+    const whole = decodeWholeUpdate(update);
+    const allNew = whole.structs.every(
+      (struct) => struct.id.clock >= Y.getState(this.doc.store, struct.id.client),
+    );
+    const fresh = allNew ? update : newPartOf(update, this.doc);
+    const decoded = allNew ? whole : decodeWholeUpdate(fresh);
     const empty = decoded.structs.length === 0 && decoded.ds.clients.size === 0;
     if (!canWrite) {
       // The stock client answers the server's step 1 with a step 2 even when it has nothing to
