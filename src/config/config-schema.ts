@@ -44,6 +44,13 @@ export const limitsSchema = z
     restBurst: z.number().int().min(1).default(40),
     /** Client keys whose REST rate one Worker isolate tracks; least recently seen are forgotten beyond it. */
     maxTrackedRestClients: z.number().int().min(100).default(10_000),
+    /** Largest page of a presence snapshot sent to a subscriber (bytes of JSON); the platform caps a message at 1 MiB. */
+    snapshotPageBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(512 * 1024)
+      .default(256 * 1024),
     /** Stored bytes of one room's document (snapshot + log); over it, updates that add content are refused. */
     maxDocumentBytes: z
       .number()

@@ -9,6 +9,7 @@ import {
 } from "../presence/presence-roster";
 import type { Member, PresenceEvent, PresenceSnapshot } from "../presence/presence-schema";
 import type { PresenceStore } from "../presence/presence-store";
+import { pageSnapshot } from "../presence/snapshot-pages";
 import {
   type AwarenessEntry,
   type AwarenessState,
@@ -32,6 +33,8 @@ import { type MessageTarget, receiveMessage } from "./message-receiver";
 import { misplacedItem, missingDependency, splitCharacter } from "./update-integrity";
 
 export interface RoomLimits extends IncomingLimits, CompactionThresholds {
+  /** Largest page of a presence snapshot, in bytes of JSON. */
+  snapshotPageBytes: number;
   maxClientIdsPerConnection: number;
   maxConnectionsPerRoom: number;
   messagesPerSecond: number;
@@ -537,14 +540,13 @@ export class RoomReplica implements MessageTarget {
   }
 
   private sendPresenceSnapshot(connectionId: ConnectionId): void {
-    this.emit({
-      kind: "send",
-      connectionId,
-      frame: OutgoingMessage.extension({
-        type: "presence.snapshot",
-        snapshot: this.presence.snapshot(),
-      }),
-    });
+    for (const page of pageSnapshot(this.presence.snapshot(), this.limits.snapshotPageBytes)) {
+      this.emit({
+        kind: "send",
+        connectionId,
+        frame: OutgoingMessage.extension({ type: "presence.snapshot", ...page }),
+      });
+    }
   }
 
   private wakeFor(at: number | null): void {

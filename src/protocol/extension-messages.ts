@@ -15,7 +15,13 @@ export type ControlMessage = z.infer<typeof controlMessageSchema>;
 
 /** What the server sends on the extension channel. */
 export const serverExtensionMessageSchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("presence.snapshot"), snapshot: presenceSnapshotSchema }),
+  /** A snapshot, in pages (`page` of `pages`, all with one `seq`) so a large room's fits a message. */
+  z.object({
+    type: z.literal("presence.snapshot"),
+    snapshot: presenceSnapshotSchema,
+    page: z.number().int().nonnegative(),
+    pages: z.number().int().positive(),
+  }),
   /** The events of one change, in sequence order. */
   z.object({ type: z.literal("presence.events"), events: z.array(presenceEventSchema) }),
 ]);

@@ -45,6 +45,7 @@ describe("parseConfig: defaults", () => {
       restBurst: 40,
       maxTrackedRestClients: 10_000,
       maxDocumentBytes: 16 * MiB,
+      snapshotPageBytes: 256 * 1024,
     });
   });
 

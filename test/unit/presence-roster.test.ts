@@ -8,6 +8,7 @@ import {
 } from "../../src/presence/presence-roster";
 import type { PresenceEvent } from "../../src/presence/presence-schema";
 import { MemoryPresenceStore } from "../../src/presence/presence-store";
+import { pageSnapshot } from "../../src/presence/snapshot-pages";
 
 const ROOM = "team:doc";
 const T0 = 1_700_000_000_000;
@@ -336,5 +337,34 @@ describe("PresenceRoster.load", () => {
     expect(summary(reloaded.events)).toEqual(["member.leave:timeout", "user.leave:timeout"]);
     expect(reloaded.roster.memberList()).toEqual([]);
     expect(store.load(ROOM).members).toEqual([]);
+  });
+});
+
+describe("pageSnapshot", () => {
+  it("splits members and users into pages under the byte budget, in order, all with one seq", () => {
+    const roster = open();
+    for (let i = 0; i < 40; i++)
+      roster.announce(
+        owner(`c${i}`, `u${i % 10}`),
+        i + 1,
+        JSON.stringify({ pad: "x".repeat(100) }),
+        T0 + i,
+      );
+    const snapshot = roster.snapshot();
+    const pages = pageSnapshot(snapshot, 2048);
+    expect(pages.length).toBeGreaterThan(3);
+    expect(pages.map((p) => [p.page, p.pages])).toEqual(pages.map((_, i) => [i, pages.length]));
+    expect(pages.every((p) => p.snapshot.seq === snapshot.seq)).toBe(true);
+    expect(pages.flatMap((p) => p.snapshot.members)).toEqual(snapshot.members);
+    expect(pages.flatMap((p) => p.snapshot.users)).toEqual(snapshot.users);
+    for (const p of pages)
+      expect(JSON.stringify([...p.snapshot.members, ...p.snapshot.users]).length).toBeLessThan(
+        2048 + 400,
+      );
+  });
+
+  it("an empty room is one empty page", () => {
+    const pages = pageSnapshot({ seq: 5, members: [], users: [] }, 1024);
+    expect(pages).toEqual([{ snapshot: { seq: 5, members: [], users: [] }, page: 0, pages: 1 }]);
   });
 });

@@ -50,6 +50,7 @@ const LIMITS: RoomLimits = {
   messagesPerSecond: 1000,
   messageBurst: 100_000,
   maxDocumentBytes: 1 << 24,
+  snapshotPageBytes: 256 * 1024,
 };
 
 /** The clock of tests that do not care about time (Unix ms). */
