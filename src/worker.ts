@@ -6,6 +6,7 @@ import { ConfigError, configFromEnv, type HaloConfig } from "./config/config-sch
 import { adminRoutes } from "./http/admin-routes";
 import type { AppEnv, Bindings } from "./http/app-env";
 import { HttpError } from "./http/errors";
+import { openApiDocument, openApiPage } from "./http/openapi";
 import { parseJsonBody, parseQuery } from "./http/query-params";
 import { restClientKey, restLimiterFor, spendRestRequest } from "./http/rest-rate-limit";
 import {
@@ -228,6 +229,19 @@ app.post("/v1/presence/query", async (c) => {
     }),
   );
   return c.json({ results: Object.fromEntries(results) });
+});
+
+/** The OpenAPI document, built once per isolate from the route schemas. */
+let openApi: ReturnType<typeof openApiDocument> | undefined;
+
+app.get("/v1/openapi.json", (c) => {
+  openApi ??= openApiDocument();
+  return c.json(openApi);
+});
+
+app.get("/v1/docs", (c) => {
+  openApi ??= openApiDocument();
+  return c.html(openApiPage(openApi));
 });
 
 app.route("/admin", adminRoutes);

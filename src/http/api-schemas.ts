@@ -1,0 +1,74 @@
+import { z } from "zod";
+import { memberSchema, presenceEventSchema, userSchema } from "../presence/presence-schema";
+
+/**
+ * The REST API's response bodies as zod schemas: the OpenAPI document is generated from them
+ * (openapi.ts), and the workerd tests parse real responses with them, so the document cannot
+ * drift from what the Worker answers.
+ */
+export const errorBodySchema = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    field: z.string().optional(),
+    limit: z.object({ name: z.string(), value: z.number() }).optional(),
+  }),
+});
+
+export const healthSchema = z.object({
+  ok: z.literal(true),
+  environment: z.enum(["development", "production"]),
+  regions: z.array(z.object({ region: z.string(), shards: z.number().int() })),
+});
+
+const whereSchema = { room: z.string(), region: z.string(), shard: z.string() };
+
+export const roomSummarySchema = z.object({
+  ...whereSchema,
+  connections: z.number().int(),
+  members: z.number().int(),
+  documentBytes: z.number().int(),
+});
+
+const countsSchema = z.object({
+  version: z.number().int(),
+  counts: z.object({
+    members: z.number().int(),
+    users: z.number().int(),
+    reconnecting: z.number().int(),
+  }),
+});
+const membersPageSchema = z.object({
+  version: z.number().int(),
+  view: z.literal("members"),
+  total: z.number().int(),
+  members: z.array(memberSchema),
+  nextCursor: z.string().optional(),
+});
+const usersPageSchema = z.object({
+  version: z.number().int(),
+  view: z.literal("users"),
+  total: z.number().int(),
+  users: z.array(userSchema),
+  nextCursor: z.string().optional(),
+});
+
+/** One room's presence, as `presencePage` builds it. */
+export const presencePageSchema = z.union([countsSchema, membersPageSchema, usersPageSchema]);
+
+export const presenceResponseSchema = z.union([
+  countsSchema.extend(whereSchema),
+  membersPageSchema.extend(whereSchema),
+  usersPageSchema.extend(whereSchema),
+]);
+
+export const historyResponseSchema = z.object({
+  room: z.string(),
+  version: z.number().int(),
+  events: z.array(presenceEventSchema),
+  nextCursor: z.string().optional(),
+});
+
+export const multiRoomResponseSchema = z.object({
+  results: z.record(z.string(), z.union([presencePageSchema, errorBodySchema])),
+});
