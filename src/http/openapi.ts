@@ -151,7 +151,7 @@ export function openApiDocument(): JsonSchema {
 
 /** A readable page for people: every operation, its parameters and responses, from the document. */
 export function openApiPage(document: JsonSchema): string {
-  const escape = (text: string) =>
+  const htmlText = (text: string) =>
     text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   const paths = document.paths as Record<string, Record<string, JsonSchema>>;
   const sections = Object.entries(paths).flatMap(([path, operations]) =>
@@ -159,15 +159,15 @@ export function openApiPage(document: JsonSchema): string {
       const parameters = ((operation.parameters as JsonSchema[] | undefined) ?? [])
         .map(
           (p) =>
-            `<li><code>${escape(String(p.name))}</code> (${escape(String(p.in))}${p.required ? ", required" : ""})${p.description ? `: ${escape(String(p.description))}` : ""}</li>`,
+            `<li><code>${htmlText(String(p.name))}</code> (${htmlText(String(p.in))}${p.required ? ", required" : ""})${p.description ? `: ${htmlText(String(p.description))}` : ""}</li>`,
         )
         .join("");
       const responses = Object.entries(operation.responses as Record<string, JsonSchema>)
-        .map(([status, r]) => `<li><code>${status}</code> ${escape(String(r.description))}</li>`)
+        .map(([status, r]) => `<li><code>${status}</code> ${htmlText(String(r.description))}</li>`)
         .join("");
-      return `<section><h2><code>${method.toUpperCase()} ${escape(path)}</code></h2><p>${escape(String(operation.summary))}</p>${parameters ? `<h3>Parameters</h3><ul>${parameters}</ul>` : ""}<h3>Responses</h3><ul>${responses}</ul></section>`;
+      return `<section><h2><code>${method.toUpperCase()} ${htmlText(path)}</code></h2><p>${htmlText(String(operation.summary))}</p>${parameters ? `<h3>Parameters</h3><ul>${parameters}</ul>` : ""}<h3>Responses</h3><ul>${responses}</ul></section>`;
     }),
   );
   const info = document.info as { title: string; description: string };
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(info.title)} API</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}code{background:#f4f4f4;padding:0 .2em}section{border-top:1px solid #ddd;margin-top:1.5rem}</style></head><body><h1>${escape(info.title)} API</h1><p>${escape(info.description)}</p><p>Machine-readable: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.1).</p>${sections.join("")}</body></html>`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${htmlText(info.title)} API</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem}code{background:#f4f4f4;padding:0 .2em}section{border-top:1px solid #ddd;margin-top:1.5rem}</style></head><body><h1>${htmlText(info.title)} API</h1><p>${htmlText(info.description)}</p><p>Machine-readable: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.1).</p>${sections.join("")}</body></html>`;
 }
