@@ -19,7 +19,7 @@ export default defineConfig({
           FUZZ_RUNS: process.env.FUZZ_RUNS ?? "60",
           FUZZ_TIME_LIMIT_MS: process.env.FUZZ_TIME_LIMIT_MS ?? "20000",
           // CI replays one seed, so a red run is a regression, not a new finding; `npm run fuzz`
-          // (which sets FUZZ_RUNS) explores from a random seed. Open findings: docs/SECURITY.md.
+          // (which sets FUZZ_RUNS) explores from a random seed.
           FUZZ_SEED: process.env.FUZZ_SEED ?? (process.env.FUZZ_RUNS ? "" : "3234814"),
           HALO_CONFIG: {
             environment: "development",

@@ -30,7 +30,12 @@ import { AwarenessTable, type ConnectionId, NULL_STATE_JSON } from "./awareness-
 import { type ChangeOrigin, isChangeOrigin } from "./change-origin";
 import type { ConnectionAttachment } from "./connection-attachment";
 import { type MessageTarget, receiveMessage } from "./message-receiver";
-import { misplacedItem, missingDependency, splitCharacter } from "./update-integrity";
+import {
+  crossedOrigins,
+  misplacedItem,
+  missingDependency,
+  splitCharacter,
+} from "./update-integrity";
 
 export interface RoomLimits extends IncomingLimits, CompactionThresholds {
   /** Largest page of a presence snapshot, in bytes of JSON. */
@@ -323,7 +328,10 @@ export class RoomReplica implements MessageTarget {
         `update depends on content this room does not have (${missing}); reconnect to resync`,
       );
     }
-    const misplaced = misplacedItem(this.doc, decoded) ?? splitCharacter(this.doc, decoded);
+    const misplaced =
+      misplacedItem(this.doc, decoded) ??
+      crossedOrigins(this.doc, decoded) ??
+      splitCharacter(this.doc, decoded);
     if (misplaced !== null)
       throw new ProtocolError(CloseCode.InvalidPayload, `malformed frame: ${misplaced}`);
     if (decoded.structs.length > 0) this.assertRoomFor(fresh);

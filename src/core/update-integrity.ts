@@ -195,3 +195,41 @@ export function splitCharacter(doc: Y.Doc, update: DecodedUpdate): string | null
   }
   return null;
 }
+
+/** How far `crossedOrigins` walks from a left origin looking for the right one. */
+const MAX_ORIGIN_WALK = 100_000;
+
+/**
+ * Finds an item whose left origin does not come before its right origin in the sequence they
+ * share. When Yjs made the item they were neighbours, and items are only ever inserted
+ * between neighbours, never reordered, so in a real update the right origin is always found
+ * by walking right from the left one. Yjs integrates a crossed pair somewhere, but re-encodes
+ * the document differently, so the room's stored copy would differ from its clients'.
+ */
+export function crossedOrigins(doc: Y.Doc, update: DecodedUpdate): string | null {
+  const stored = (id: StructId): Y.Item | null => {
+    if (id.clock >= Y.getState(doc.store, id.client)) return null;
+    const item = Y.getItem(doc.store, Y.createID(id.client, id.clock));
+    return item instanceof Y.Item ? item : null;
+  };
+  for (const struct of update.structs) {
+    if (!(struct instanceof Y.Item) || struct.origin === null || struct.rightOrigin === null)
+      continue;
+    const left = stored(struct.origin);
+    const right = stored(struct.rightOrigin);
+    if (left === null || right === null) continue; // in the update itself: placed as Yjs places them
+    const problem = `item ${describe(struct.id)} has its left origin ${describe(struct.origin)} after its right origin ${describe(struct.rightOrigin)}`;
+    if (left === right) {
+      if (struct.origin.clock >= struct.rightOrigin.clock) return problem;
+      continue;
+    }
+    let at: Y.Item | null = left.right;
+    let steps = 0;
+    while (at !== null && at !== right && steps < MAX_ORIGIN_WALK) {
+      at = at.right;
+      steps++;
+    }
+    if (at !== right) return problem;
+  }
+  return null;
+}

@@ -1,6 +1,12 @@
+import * as encoding from "lib0/encoding";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
-import { misplacedItem, missingDependency, splitCharacter } from "../../src/core/update-integrity";
+import {
+  crossedOrigins,
+  misplacedItem,
+  missingDependency,
+  splitCharacter,
+} from "../../src/core/update-integrity";
 
 /** A document with `text` in "t" written by `client`, and a second replica of it. */
 function pair(text: string, client = 7): { server: Y.Doc; writer: Y.Doc } {
@@ -47,5 +53,23 @@ describe("update integrity", () => {
     writer.getText("t").insert(3, "d"); // never sent
     const decoded = changeOf(writer, server, () => writer.getText("t").insert(4, "e"));
     expect(missingDependency(server, decoded)).toBe("client 8's clock 1 where 0 comes next");
+  });
+
+  it("an item whose left origin comes after its right origin is found", () => {
+    const { server } = pair("abcdef");
+    const encoder = encoding.createEncoder();
+    for (const v of [1, 1, 8, 0]) encoding.writeVarUint(encoder, v); // 1 client, 1 struct, client 8, clock 0
+    encoding.writeUint8(encoder, 0xc4); // a string item with both origins
+    for (const v of [7, 4, 7, 1]) encoding.writeVarUint(encoder, v); // left 7:4, right 7:1
+    encoding.writeVarString(encoder, "x");
+    encoding.writeVarUint(encoder, 0); // no deletions
+    const crossed = Y.decodeUpdate(encoding.toUint8Array(encoder));
+    expect(missingDependency(server, crossed)).toBeNull();
+    expect(crossedOrigins(server, crossed)).toBe(
+      "item 8:0 has its left origin 7:4 after its right origin 7:1",
+    );
+    const { server: fresh, writer } = pair("abcdef");
+    const fine = changeOf(writer, fresh, () => writer.getText("t").insert(2, "y"));
+    expect(crossedOrigins(fresh, fine)).toBeNull();
   });
 });
