@@ -38,8 +38,6 @@ export class ShardDurableObject extends DurableObject<Env> {
   >();
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
-  /** True while the alarm runs: it sets the next alarm itself, from every room's full answer. */
-  private inAlarm = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -121,12 +119,9 @@ export class ShardDurableObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = Date.now();
     this.alarmAt = null; // this alarm has fired
-    this.inAlarm = true;
-    try {
-      await this.wakeNoLaterThan(await this.runDueWork(now));
-    } finally {
-      this.inAlarm = false;
-    }
+    // Work a room asks for while this runs (a webhook queued now, say) may set an earlier
+    // alarm; then the alarm simply runs again.
+    await this.wakeNoLaterThan(await this.runDueWork(now));
   }
 
   /** Everything due by `now` in every room that may have work; returns when work is next due. */
@@ -285,7 +280,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       }
     }
     const wakeAt = room.takeWakeAt();
-    if (wakeAt !== null && !this.inAlarm) await this.wakeNoLaterThan(wakeAt);
+    if (wakeAt !== null) await this.wakeNoLaterThan(wakeAt);
   }
 
   private async wakeNoLaterThan(wanted: number | null): Promise<void> {
