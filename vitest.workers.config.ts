@@ -27,8 +27,13 @@ export default defineConfig({
             defaultRegion: "wnam",
             shards: { wnam: 4, weur: 4, apac: 2 },
             auth: { anonymous: true },
-            // Short graces for the rooms whose tests wait for one to end.
-            presence: { graceByRoom: [{ pattern: "grace-*", graceMs: 400 }] },
+            // Short graces for the rooms whose tests wait for one to end; a "large" room is one
+            // of more than 3 members here, so coalescing can be tested with a few clients.
+            presence: {
+              graceByRoom: [{ pattern: "grace-*", graceMs: 400 }],
+              coalesceAboveMembers: 3,
+              coalesceWindowMs: 100,
+            },
             limits: {
               compactAfterUpdates: 20,
               compactAfterBytes: 65536,

@@ -219,6 +219,8 @@ export class ShardDurableObject extends DurableObject<Env> {
         presence: {
           graceMs: graceFor(name, presence),
           historyFlushMs: presence.historyFlushMs,
+          coalesceAboveMembers: presence.coalesceAboveMembers,
+          coalesceWindowMs: presence.coalesceWindowMs,
           webhookEvents: new Set(presence.webhook?.events ?? []),
         },
       },

@@ -147,6 +147,10 @@ export const presenceSchema = z
       .default([]),
     /** How long a member's state update may wait in memory before it is written to the history (ms). */
     historyFlushMs: z.number().int().min(100).max(60_000).default(2_000),
+    /** Rooms with more members than this coalesce state updates (one event per member per window). */
+    coalesceAboveMembers: z.number().int().min(1).default(100),
+    /** The coalescing window of large rooms (ms). */
+    coalesceWindowMs: z.number().int().min(10).max(5_000).default(200),
     /** History older than this is deleted (ms). */
     historyRetentionMs: z
       .number()

@@ -29,6 +29,13 @@ export interface PresenceOptions {
   historyFlushMs: number;
   /** Event types queued for the webhook (none when it is off). */
   webhookEvents?: ReadonlySet<PresenceEventType>;
+  /**
+   * In a room with more members than this, state updates are held for `coalesceWindowMs` and
+   * sent as one event per member with its latest state: a crowd moving at once is one frame,
+   * not one per move. Joins, status changes and leaves are never held.
+   */
+  coalesceAboveMembers?: number;
+  coalesceWindowMs?: number;
 }
 
 /**
@@ -61,6 +68,9 @@ export class PresenceRoster {
   /** The newest not-yet-written update of each member, and since when the oldest has waited. */
   private readonly pendingUpdates = new Map<number, PresenceEvent>();
   private pendingSince: number | null = null;
+  /** In a large room, the members whose state changed in the current window (not yet evented). */
+  private readonly held = new Set<number>();
+  private heldSince: number | null = null;
 
   private constructor(
     private readonly room: string,
@@ -167,6 +177,8 @@ export class PresenceRoster {
       if (member.reconnectingUntil !== undefined && member.reconnectingUntil <= nowMs)
         this.leave(member, "timeout", nowMs);
     }
+    if (this.heldSince !== null && this.heldSince + (this.options.coalesceWindowMs ?? 0) <= nowMs)
+      this.releaseHeld(nowMs);
     if (this.pendingSince !== null && this.pendingSince + this.options.historyFlushMs <= nowMs)
       this.flushUpdates();
     return this.finish();
@@ -178,14 +190,19 @@ export class PresenceRoster {
     return posted !== undefined && events.some((e) => posted.has(e.type));
   }
 
-  /** When waiting updates are due to be written (Unix ms), or null: cheap enough for every frame. */
+  /** When held or waiting updates are due (Unix ms), or null: cheap enough for every frame. */
   nextFlush(): number | null {
-    return this.pendingSince === null ? null : this.pendingSince + this.options.historyFlushMs;
+    const write =
+      this.pendingSince === null ? null : this.pendingSince + this.options.historyFlushMs;
+    const send =
+      this.heldSince === null ? null : this.heldSince + (this.options.coalesceWindowMs ?? 0);
+    if (write === null) return send;
+    return send === null ? write : Math.min(write, send);
   }
 
   /** When `expire` next has work (Unix ms), or null: the shell sets its alarm for it. */
   nextDeadline(): number | null {
-    let next = this.pendingSince === null ? null : this.pendingSince + this.options.historyFlushMs;
+    let next = this.nextFlush();
     for (const member of this.members.values()) {
       const until = member.reconnectingUntil;
       if (until !== undefined && (next === null || until < next)) next = until;
@@ -195,6 +212,7 @@ export class PresenceRoster {
 
   /** Writes every waiting update now (the room is being unloaded). */
   flush(): void {
+    this.releaseHeld(this.heldSince ?? 0);
     this.flushUpdates();
     this.finish();
   }
@@ -317,6 +335,9 @@ export class PresenceRoster {
     nowMs: number,
     upsert: Member | null,
   ): void {
+    // The event carries the member's whole record, its latest state included: an update
+    // still held for it would only repeat an older one after this.
+    if ("member" in event) this.held.delete(event.member.clientId);
     const full = this.next(event, nowMs);
     this.membershipEvents.push(full);
     if (upsert) {
@@ -325,10 +346,30 @@ export class PresenceRoster {
     }
   }
 
-  /** An update: emitted now; written to the history later, coalesced per member. */
+  /** An update: emitted now (or, in a large room, at the end of the window); written to the history later, coalesced per member. */
   private recordUpdate(member: Member, nowMs: number): void {
+    const limit = this.options.coalesceAboveMembers;
+    if (limit !== undefined && this.members.size > limit) {
+      this.held.add(member.clientId);
+      if (this.heldSince === null) this.heldSince = nowMs;
+      return;
+    }
+    this.emitUpdate(member, nowMs);
+  }
+
+  private emitUpdate(member: Member, nowMs: number): void {
     this.pendingUpdates.set(member.clientId, this.next({ type: "member.update", member }, nowMs));
     if (this.pendingSince === null) this.pendingSince = nowMs;
+  }
+
+  /** Ends the coalescing window: one update per member that changed, with its latest state. */
+  private releaseHeld(nowMs: number): void {
+    for (const clientId of this.held) {
+      const member = this.members.get(clientId);
+      if (member) this.emitUpdate(member, nowMs);
+    }
+    this.held.clear();
+    this.heldSince = null;
   }
 
   private next(event: DistributiveOmit<PresenceEvent, "seq" | "at">, nowMs: number): PresenceEvent {

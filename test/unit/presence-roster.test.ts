@@ -368,3 +368,52 @@ describe("pageSnapshot", () => {
     expect(pages).toEqual([{ snapshot: { seq: 5, members: [], users: [] }, page: 0, pages: 1 }]);
   });
 });
+
+describe("PresenceRoster: large rooms coalesce updates", () => {
+  const LARGE: PresenceOptions = { ...OPTIONS, coalesceAboveMembers: 2, coalesceWindowMs: 200 };
+
+  function crowd(store = new MemoryPresenceStore()) {
+    const roster = open(store, LARGE);
+    for (const [i, user] of ["ada", "bob", "cy"].entries())
+      roster.announce(owner(`c${i}`, user), i + 1, JSON.stringify({ v: 0 }), T0);
+    return roster;
+  }
+
+  it("holds state updates for the window, then sends one per member with its latest state", () => {
+    const roster = crowd();
+    for (let v = 1; v <= 5; v++) {
+      expect(roster.announce(owner("c0", "ada"), 1, JSON.stringify({ v }), T0 + v)).toEqual([]);
+      expect(roster.announce(owner("c1", "bob"), 2, JSON.stringify({ v: v * 10 }), T0 + v)).toEqual(
+        [],
+      );
+    }
+    expect(roster.nextFlush()).toBe(T0 + 1 + 200);
+    expect(roster.expire(T0 + 100)).toEqual([]);
+    const released = roster.expire(T0 + 201);
+    expect(released.map((e) => [e.type, "member" in e ? e.member.state : null])).toEqual([
+      ["member.update", { v: 5 }],
+      ["member.update", { v: 50 }],
+    ]);
+    const seqs = released.map((e) => e.seq);
+    expect(seqs[1]).toBe((seqs[0] as number) + 1);
+    expect(roster.expire(T0 + 1_000)).toEqual([]);
+  });
+
+  it("a leave drops the member's held update: no update ever follows a leave", () => {
+    const roster = crowd();
+    roster.announce(owner("c0", "ada"), 1, JSON.stringify({ v: 1 }), T0 + 1);
+    expect(summary(roster.connectionGone("c0", true, T0 + 2))).toEqual([
+      "member.leave:closed",
+      "user.leave:closed",
+    ]);
+    expect(roster.expire(T0 + 500)).toEqual([]);
+  });
+
+  it("small rooms send every update at once", () => {
+    const roster = open(new MemoryPresenceStore(), LARGE);
+    roster.announce(owner("c0", "ada"), 1, JSON.stringify({ v: 0 }), T0);
+    expect(
+      summary(roster.announce(owner("c0", "ada"), 1, JSON.stringify({ v: 1 }), T0 + 1)),
+    ).toEqual(["member.update"]);
+  });
+});

@@ -197,6 +197,34 @@ describe("disconnect grace", () => {
   });
 });
 
+describe("large rooms", () => {
+  it("coalesce state updates: one event per member per window, with its latest state, sent by the alarm", async () => {
+    const room = "pe-large"; // more than 3 members is large here (vitest.workers.config.ts)
+    const watch = await watcher(room);
+    const crowd = await Promise.all(
+      ["a", "b", "c", "d"].map((user) => TestClient.connect(room, `?user=${user}`)),
+    );
+    crowd.forEach((client, i) => {
+      client.setAwareness({ v: 0, i }, 1);
+    });
+    await eventually(() => eventsOf(watch).length >= 8, 2000, "four joins");
+    const before = eventsOf(watch).length;
+    for (let v = 1; v <= 5; v++) crowd[0]?.setAwareness({ v, i: 0 }, 1 + v);
+    await eventually(
+      () => eventsOf(watch).some((e) => e.type === "member.update"),
+      3000,
+      "the coalesced update",
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300)); // nothing more is coming
+    const updates = eventsOf(watch).slice(before);
+    expect(updates.map((e) => ("member" in e ? [e.type, e.member.state] : [e.type]))).toEqual([
+      ["member.update", { v: 5, i: 0 }],
+    ]);
+    for (const client of crowd) client.close();
+    watch.close();
+  });
+});
+
 describe("users view", () => {
   it("two tabs of one user: one user.join and one user.leave; REST counts one user, two members", async () => {
     const room = "pe-tabs";
