@@ -1,11 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { configFromEnv, graceFor, type HaloConfig } from "../src/config/config-schema";
 import type { ConnectionId } from "../src/core/awareness-table";
-import {
-  type ConnectionAttachment,
-  fromStoredAttachment,
-  toStoredAttachment,
-} from "../src/core/connection-attachment";
+import type { ConnectionAttachment } from "../src/core/connection-attachment";
 import { RoomCache } from "../src/core/room-cache";
 import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room-replica";
 import type { Secrets } from "../src/http/app-env";
@@ -17,6 +13,7 @@ import { CloseCode } from "../src/protocol/close-codes";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
 import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
+import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
 
 /**
  * A shard: hosts many rooms, each a `RoomReplica` (the pure core). This class only adapts the
@@ -29,13 +26,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly storage: SqliteRoomStorage;
   private readonly presenceStore: SqlitePresenceStore;
   private readonly rooms: RoomCache<RoomReplica>;
-  /** Sockets by room and connection: rebuilt from `getWebSockets(room)` when a room loads after a wake-up. */
-  private readonly sockets = new Map<string, Map<ConnectionId, WebSocket>>();
-  /** Each socket's room and connection, so a frame does not deserialize the attachment; empty after a wake-up. */
-  private readonly identities = new WeakMap<
-    WebSocket,
-    { room: string; connectionId: ConnectionId }
-  >();
+  private readonly sockets = new RoomSockets();
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
@@ -70,8 +61,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [name]);
     const connectionId = crypto.randomUUID();
-    this.socketsOf(name).set(connectionId, server);
-    this.identities.set(server, { room: name, connectionId });
+    this.sockets.add(name, connectionId, server);
     const info = {
       connectionId,
       region,
@@ -108,7 +98,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     // 1000; anything else (1005 from a bare close(), 1006 from a dropped line) gets the grace.
     await this.onSocketGone(ws, wasClean && (code === 1000 || code === 1001));
     // Complete the closing handshake; 1005/1006 are reserved and may not be echoed.
-    this.closeSocket(ws, code === 1005 || code === 1006 ? CloseCode.Normal : code, reason);
+    closeSocket(ws, code === 1005 || code === 1006 ? CloseCode.Normal : code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
@@ -191,7 +181,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   private async onSocketGone(ws: WebSocket, clean: boolean): Promise<void> {
     const found = await this.locate(ws);
     if (!found) return;
-    this.socketsOf(found.room.name).delete(found.connectionId);
+    this.sockets.remove(found.room.name, found.connectionId);
     await this.run(found.room, found.room.disconnect(found.connectionId, clean, Date.now()));
     this.evictIdleRooms();
   }
@@ -200,14 +190,12 @@ export class ShardDurableObject extends DurableObject<Env> {
   private async room(name: string): Promise<RoomReplica> {
     const cached = this.rooms.get(name);
     if (cached) return cached;
-    const sockets = this.socketsOf(name);
     const restored: ConnectionAttachment[] = [];
     for (const ws of this.ctx.getWebSockets(name)) {
       const attachment = readAttachment(ws);
       if (!attachment) continue;
       restored.push(attachment);
-      sockets.set(attachment.connectionId, ws);
-      this.identities.set(ws, { room: name, connectionId: attachment.connectionId });
+      this.sockets.add(name, attachment.connectionId, ws);
     }
     const { limits, presence } = this.config;
     const { room, effects } = RoomReplica.open(
@@ -236,11 +224,11 @@ export class ShardDurableObject extends DurableObject<Env> {
   private async locate(
     ws: WebSocket,
   ): Promise<{ room: RoomReplica; connectionId: ConnectionId } | undefined> {
-    const known = this.identities.get(ws);
+    const known = this.sockets.identify(ws);
     if (known) return { room: await this.room(known.room), connectionId: known.connectionId };
     const attachment = readAttachment(ws);
     if (!attachment) {
-      this.closeSocket(ws, CloseCode.InternalError, "connection state lost; reconnect");
+      closeSocket(ws, CloseCode.InternalError, "connection state lost; reconnect");
       return undefined;
     }
     return { room: await this.room(attachment.room), connectionId: attachment.connectionId };
@@ -248,38 +236,10 @@ export class ShardDurableObject extends DurableObject<Env> {
 
   /** Carries out a room's effects; the alarm is moved earlier when the room has work due. */
   private async run(room: RoomReplica, effects: RoomEffect[]): Promise<void> {
-    const sockets = this.socketsOf(room.name);
-    for (const effect of effects) {
-      switch (effect.kind) {
-        case "send":
-          trySend(sockets.get(effect.connectionId), effect.frame);
-          break;
-        case "broadcast":
-          for (const [connectionId, ws] of sockets) {
-            if (connectionId !== effect.except) trySend(ws, effect.frame);
-          }
-          break;
-        case "multicast":
-          for (const connectionId of effect.connectionIds)
-            trySend(sockets.get(connectionId), effect.frame);
-          break;
-        case "attach":
-          this.attach(sockets.get(effect.connectionId), effect.attachment);
-          break;
-        case "close": {
-          const ws = sockets.get(effect.connectionId);
-          sockets.delete(effect.connectionId);
-          if (ws) this.closeSocket(ws, effect.code, effect.reason);
-          break;
-        }
-        case "fail-room":
-          for (const ws of sockets.values())
-            this.closeSocket(ws, CloseCode.InternalError, effect.reason);
-          this.sockets.delete(room.name);
-          this.rooms.delete(room.name);
-          room.destroy();
-          return;
-      }
+    if (this.sockets.carryOut(room.name, effects) === "failed") {
+      this.rooms.delete(room.name);
+      room.destroy();
+      return;
     }
     const wakeAt = room.takeWakeAt();
     if (wakeAt !== null) await this.wakeNoLaterThan(wakeAt);
@@ -297,54 +257,11 @@ export class ShardDurableObject extends DurableObject<Env> {
 
   private evictIdleRooms(): void {
     for (const room of this.rooms.evict()) {
-      this.sockets.delete(room.name);
+      this.sockets.forget(room.name);
       room.unload();
-    }
-  }
-
-  private socketsOf(name: string): Map<ConnectionId, WebSocket> {
-    let sockets = this.sockets.get(name);
-    if (!sockets) {
-      sockets = new Map();
-      this.sockets.set(name, sockets);
-    }
-    return sockets;
-  }
-
-  /** Stores a socket's state for hibernation; one the platform refuses closes that socket (it would be lost). */
-  private attach(ws: WebSocket | undefined, attachment: ConnectionAttachment): void {
-    if (!ws) return;
-    try {
-      ws.serializeAttachment(toStoredAttachment(attachment));
-    } catch {
-      this.closeSocket(
-        ws,
-        CloseCode.MessageTooBig,
-        "connection state over the 16 KiB attachment limit",
-      );
-    }
-  }
-
-  private closeSocket(ws: WebSocket, code: number, reason: string): void {
-    try {
-      ws.close(code, reason);
-    } catch {
-      // Already closed: nothing left to tell the client.
     }
   }
 }
 
 /** 2100-01-01: later than any deadline a room may have, earlier than the platform's limit. */
 const LATEST_ALARM_MS = Date.UTC(2100, 0, 1);
-
-function readAttachment(ws: WebSocket): ConnectionAttachment | undefined {
-  return fromStoredAttachment(ws.deserializeAttachment());
-}
-
-function trySend(ws: WebSocket | undefined, frame: Uint8Array): void {
-  try {
-    ws?.send(frame);
-  } catch {
-    // The socket is closing; its close handler cleans up.
-  }
-}
