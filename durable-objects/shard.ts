@@ -170,8 +170,8 @@ export class ShardDurableObject extends DurableObject<Env> {
     name: string,
     query: HistoryQuery,
   ): Promise<{ version: number; events: PresenceEvent[] }> {
-    const { seq } = (await this.room(name)).presenceSnapshot();
-    return { version: seq, events: this.presenceStore.history(name, query) };
+    const version = (await this.room(name)).presenceVersion;
+    return { version, events: this.presenceStore.history(name, query) };
   }
 
   async document(name: string, since: Uint8Array | null): Promise<Uint8Array> {

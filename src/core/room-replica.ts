@@ -405,6 +405,11 @@ export class RoomReplica implements MessageTarget {
     return this.presence.memberList();
   }
 
+  /** The room's presence version: the sequence number of its latest presence event. */
+  get presenceVersion(): number {
+    return this.presence.version;
+  }
+
   /** The presence snapshot (members, users, sequence number). */
   presenceSnapshot(): PresenceSnapshot {
     return this.presence.snapshot();
@@ -431,7 +436,7 @@ export class RoomReplica implements MessageTarget {
   summary(): RoomSummary {
     return {
       connections: this.connections.size,
-      members: this.presence.memberList().length,
+      members: this.presence.memberCount,
       documentBytes: Y.encodeStateAsUpdate(this.doc).byteLength,
     };
   }

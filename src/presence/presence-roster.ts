@@ -56,6 +56,8 @@ export const SEQ_STEPS_PER_MS = 2 ** 10;
  */
 export class PresenceRoster {
   private readonly members = new Map<number, Member>();
+  /** Each user's members' clientIDs: a join or leave looks at one user, not the whole room. */
+  private readonly byUser = new Map<string, Set<number>>();
   /** Each member's state as the JSON text it arrived in: a repeat is found by comparing text, not by parsing. */
   private readonly jsonOf = new Map<number, string>();
   private seq: number;
@@ -80,7 +82,7 @@ export class PresenceRoster {
   ) {
     const stored = store.load(room);
     this.seq = Math.max(stored.seq, Math.floor(nowMs) * SEQ_STEPS_PER_MS);
-    for (const member of stored.members) this.members.set(member.clientId, member);
+    for (const member of stored.members) this.add(member);
   }
 
   /**
@@ -124,6 +126,10 @@ export class PresenceRoster {
   /** The room's presence version: the sequence number of its latest event. */
   get version(): number {
     return this.seq;
+  }
+
+  get memberCount(): number {
+    return this.members.size;
   }
 
   /**
@@ -243,7 +249,7 @@ export class PresenceRoster {
       status: "present",
       state: parseState(json),
     };
-    this.members.set(clientId, member);
+    this.add(member);
     this.jsonOf.set(clientId, json);
     this.recordMembership({ type: "member.join", member }, nowMs, member);
     this.recordUserChange(before, identity.userId, nowMs, "closed");
@@ -294,6 +300,9 @@ export class PresenceRoster {
   private leave(member: Member, reason: LeaveReason, nowMs: number): void {
     const before = this.userNow(member.userId);
     this.members.delete(member.clientId);
+    const ofUser = this.byUser.get(member.userId);
+    ofUser?.delete(member.clientId);
+    if (ofUser?.size === 0) this.byUser.delete(member.userId);
     this.jsonOf.delete(member.clientId);
     this.pendingUpdates.delete(member.clientId);
     this.upserts.delete(member.clientId);
@@ -322,10 +331,23 @@ export class PresenceRoster {
     }
   }
 
+  private add(member: Member): void {
+    this.members.set(member.clientId, member);
+    let ofUser = this.byUser.get(member.userId);
+    if (!ofUser) {
+      ofUser = new Set();
+      this.byUser.set(member.userId, ofUser);
+    }
+    ofUser.add(member.clientId);
+  }
+
   private userNow(userId: string): User | null {
     return userOf(
       userId,
-      [...this.members.values()].filter((m) => m.userId === userId),
+      [...(this.byUser.get(userId) ?? [])].flatMap((clientId) => {
+        const member = this.members.get(clientId);
+        return member ? [member] : [];
+      }),
     );
   }
 

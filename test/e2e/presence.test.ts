@@ -7,6 +7,7 @@ import WebSocket from "ws";
 import { WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import type { PresenceEvent } from "../../src/presence/presence-schema";
+import { summary } from "../support/presence-events";
 import { type DevServer, startWranglerDev } from "../support/wrangler-dev";
 
 /**
@@ -66,15 +67,6 @@ async function until(check: () => boolean, ms: number, what: string): Promise<vo
     if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-function summary(events: readonly PresenceEvent[]): string[] {
-  return events.map((e) => {
-    if (e.type === "member.leave" || e.type === "user.leave") return `${e.type}:${e.reason}`;
-    if (e.type === "member.status") return `${e.type}:${e.member.status}`;
-    if (e.type === "user.status") return `${e.type}:${e.user.status}`;
-    return e.type;
-  });
 }
 
 /** Starts a webhook receiver on a free port; it checks each post's signature as a user's would. */

@@ -6,9 +6,9 @@ import {
   PresenceRoster,
   SEQ_STEPS_PER_MS,
 } from "../../src/presence/presence-roster";
-import type { PresenceEvent } from "../../src/presence/presence-schema";
 import { MemoryPresenceStore } from "../../src/presence/presence-store";
 import { pageSnapshot } from "../../src/presence/snapshot-pages";
+import { summary } from "../support/presence-events";
 
 const ROOM = "team:doc";
 const T0 = 1_700_000_000_000;
@@ -24,23 +24,6 @@ function owner(connectionId: string, userId: string, region = "weur"): PresenceO
 
 function open(store = new MemoryPresenceStore(), options = OPTIONS, now = T0) {
   return PresenceRoster.load(ROOM, store, options, now, []).roster;
-}
-
-/** `type` plus, for leaves, the reason; for statuses, the new status. */
-function summary(events: readonly PresenceEvent[]): string[] {
-  return events.map((e) => {
-    switch (e.type) {
-      case "member.leave":
-      case "user.leave":
-        return `${e.type}:${e.reason}`;
-      case "member.status":
-        return `${e.type}:${e.member.status}`;
-      case "user.status":
-        return `${e.type}:${e.user.status}`;
-      default:
-        return e.type;
-    }
-  });
 }
 
 describe("PresenceRoster: joins, updates and leaves", () => {

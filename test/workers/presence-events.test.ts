@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { configFromEnv } from "../../src/config/config-schema";
 import type { PresenceEvent, PresenceSnapshot } from "../../src/presence/presence-schema";
 import { shardFor } from "../../src/routing/shard-router";
+import { summary } from "../support/presence-events";
 import { eventually, TestClient } from "./client";
 import { token } from "./tokens";
 
@@ -14,16 +15,6 @@ function eventsOf(client: TestClient): PresenceEvent[] {
   return client.extension.flatMap((m) =>
     m.type === "presence.events" ? (m.events as PresenceEvent[]) : [],
   );
-}
-
-/** `type`, plus the reason of a leave or the new status. */
-function summary(events: readonly PresenceEvent[]): string[] {
-  return events.map((e) => {
-    if (e.type === "member.leave" || e.type === "user.leave") return `${e.type}:${e.reason}`;
-    if (e.type === "member.status") return `${e.type}:${e.member.status}`;
-    if (e.type === "user.status") return `${e.type}:${e.user.status}`;
-    return e.type;
-  });
 }
 
 async function watcher(room: string): Promise<TestClient> {
