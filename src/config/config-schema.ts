@@ -174,6 +174,59 @@ export function graceFor(room: string, presence: PresenceSettings): number {
   );
 }
 
+/**
+ * Region membership (DESIGN.md, "Region membership"): the gossip directory's rhythm and its
+ * failure detector. Defaults follow memberlist's WAN profile scaled to seconds: a crashed
+ * region is suspected after about 5 s without a heartbeat and, with every other region
+ * confirming, declared dead a few seconds later; a lone accuser waits up to 24 s.
+ */
+export const membershipSchema = z
+  .object({
+    /** One gossip round per directory every this many ms (the directory's alarm). */
+    gossipIntervalMs: z.number().int().min(50).max(60_000).default(1_000),
+    /** Peers each round's digest goes to. */
+    fanout: z.number().int().min(1).max(16).default(3),
+    /** A region whose heartbeat has not advanced for this long is suspected (ms, scaled by log10 of the region count). */
+    suspectAfterMs: z.number().int().min(100).default(5_000),
+    /** Shortest wait before a suspicion becomes a death: with `suspicionConfirmations` independent reports (ms). */
+    suspicionMinMs: z.number().int().min(100).default(4_000),
+    /** Longest wait before a suspicion becomes a death: one region's report alone (ms). */
+    suspicionMaxMs: z.number().int().min(100).default(24_000),
+    /** Independent reports that bring a suspicion's wait down to its minimum. */
+    suspicionConfirmations: z.number().int().min(1).max(16).default(3),
+    /** A gossip exchange unanswered this long counts against the sender's own health (ms). */
+    ackTimeoutMs: z.number().int().min(10).default(1_000),
+    /** Local health score cap: a struggling region stretches its timeouts up to (1 + this) times. */
+    maxHealthScore: z.number().int().min(0).max(16).default(8),
+    /** Regions a directory contacts while it does not know them yet; empty means every configured region. */
+    seeds: z.array(regionSchema).default([]),
+    /** A shard reports its load (connections, loaded rooms) to its directory at most once per this many ms. */
+    loadReportMs: z.number().int().min(100).max(600_000).default(5_000),
+    /** How long the Worker and shards reuse a fetched table before asking their directory again (ms). */
+    cacheMs: z.number().int().min(0).max(60_000).default(2_000),
+    /** Turns on the admin route that injects partitions, latency and stopped directories (development only). */
+    faultInjection: z.boolean().default(false),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.suspectAfterMs < 2 * m.gossipIntervalMs) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["suspectAfterMs"],
+        message: "must be at least twice gossipIntervalMs (a heartbeat needs rounds to spread)",
+      });
+    }
+    if (m.suspicionMaxMs < m.suspicionMinMs) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["suspicionMaxMs"],
+        message: "must be at least suspicionMinMs",
+      });
+    }
+  });
+
+export type MembershipSettings = z.infer<typeof membershipSchema>;
+
 export const haloConfigSchema = z
   .object({
     /** `development` allows conveniences (region override); `production` forbids them. */
@@ -189,6 +242,7 @@ export const haloConfigSchema = z
     limits: limitsSchema.default(limitsSchema.parse({})),
     auth: authSchema.default(authSchema.parse({})),
     presence: presenceSchema.default(presenceSchema.parse({})),
+    membership: membershipSchema.default(membershipSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -214,6 +268,22 @@ export const haloConfigSchema = z
         message: "must be false when environment is production",
       });
     }
+    if (config.environment === "production" && config.membership.faultInjection) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["membership", "faultInjection"],
+        message: "must be false when environment is production",
+      });
+    }
+    for (const [index, seed] of config.membership.seeds.entries()) {
+      if (!(seed in config.shards)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["membership", "seeds", index],
+          message: `"${seed}" is not a configured region (see shards)`,
+        });
+      }
+    }
     if (config.defaultRegion !== undefined && !(config.defaultRegion in config.shards)) {
       ctx.addIssue({
         code: "custom",
@@ -235,6 +305,8 @@ export interface HaloConfig {
   limits: Limits;
   auth: AuthSettings;
   presence: PresenceSettings;
+  /** Gossip settings, with `seeds` resolved (every configured region when none are named). */
+  membership: MembershipSettings;
 }
 
 export class ConfigError extends Error {
@@ -267,6 +339,10 @@ export function parseConfig(raw: unknown): HaloConfig {
     limits: parsed.limits,
     auth: parsed.auth,
     presence: parsed.presence,
+    membership: {
+      ...parsed.membership,
+      seeds: parsed.membership.seeds.length > 0 ? parsed.membership.seeds : regions,
+    },
   };
 }
 
