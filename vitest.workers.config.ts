@@ -34,6 +34,17 @@ export default defineConfig({
               coalesceAboveMembers: 3,
               coalesceWindowMs: 100,
             },
+            // A fast gossip rhythm, so failure detection plays out within a test (membership.test.ts).
+            membership: {
+              gossipIntervalMs: 200,
+              suspectAfterMs: 1000,
+              suspicionMinMs: 600,
+              suspicionMaxMs: 2000,
+              ackTimeoutMs: 400,
+              cacheMs: 100,
+              loadReportMs: 200,
+              faultInjection: true,
+            },
             limits: {
               compactAfterUpdates: 20,
               compactAfterBytes: 65536,

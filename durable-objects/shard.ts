@@ -14,6 +14,7 @@ import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
 import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
+import { ShardLoad } from "./shard-load";
 
 /**
  * A shard: hosts many rooms, each a `RoomReplica` (the pure core). This class only adapts the
@@ -27,6 +28,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly presenceStore: SqlitePresenceStore;
   private readonly rooms: RoomCache<RoomReplica>;
   private readonly sockets = new RoomSockets();
+  private readonly load: ShardLoad;
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
@@ -40,6 +42,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       maxEvents: presence.maxHistoryEvents,
     });
     this.rooms = new RoomCache(limits);
+    this.load = new ShardLoad(ctx, env.DIRECTORY, this.config.membership.loadReportMs);
   }
 
   /** The WebSocket upgrade, forwarded by the Worker with the room and region it resolved. */
@@ -49,6 +52,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       region: request.headers.get(SHARD_HEADERS.region),
       identity: request.headers.get(SHARD_HEADERS.identity),
       presence: request.headers.get(SHARD_HEADERS.presence),
+      shard: request.headers.get(SHARD_HEADERS.shard),
     });
     if (!parsed.success) {
       return Response.json(
@@ -56,7 +60,8 @@ export class ShardDurableObject extends DurableObject<Env> {
         { status: 400 },
       );
     }
-    const { room: name, region, identity, presence } = parsed.data;
+    const { room: name, region, identity, presence, shard } = parsed.data;
+    this.load.remember(region, shard);
     const room = await this.room(name);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [name]);
@@ -70,6 +75,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       presenceEvents: presence === "events",
     };
     await this.run(room, room.connect(info));
+    await this.wakeNoLaterThan(this.load.changed(Date.now(), () => this.stats()));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -140,6 +146,8 @@ export class ShardDurableObject extends DurableObject<Env> {
       const due = this.presenceStore.nextDue();
       if (due !== null && (next === null || due < next)) next = due;
     }
+    const report = this.load.onAlarm(now, () => this.stats());
+    if (report !== null && (next === null || report < next)) next = report;
     return next;
   }
 
@@ -184,6 +192,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     this.sockets.remove(found.room.name, found.connectionId);
     await this.run(found.room, found.room.disconnect(found.connectionId, clean, Date.now()));
     this.evictIdleRooms();
+    await this.wakeNoLaterThan(this.load.changed(Date.now(), () => this.stats()));
   }
 
   /** The loaded room, loading it from SQLite (and its sockets from their attachments) when needed. */

@@ -8,12 +8,13 @@ import type { AppEnv, Bindings } from "./http/app-env";
 import { HttpError } from "./http/errors";
 import { openApiDocument, openApiPage } from "./http/openapi";
 import { parseJsonBody, parseQuery } from "./http/query-params";
+import { routeClient } from "./http/region-directory";
 import { restClientKey, restLimiterFor, spendRestRequest } from "./http/rest-rate-limit";
 import {
+  nearestRegions,
   parsePresenceOption,
   parseRoomName,
   parseStateVector,
-  resolveRegion,
   SHARD_HEADERS,
 } from "./http/room-request";
 import { shardStub } from "./http/shard-stub";
@@ -28,6 +29,7 @@ import {
 import type { RequestLocation } from "./routing/region-locator";
 import { shardFor } from "./routing/shard-router";
 
+export { DirectoryDurableObject } from "../durable-objects/directory";
 export { ShardDurableObject } from "../durable-objects/shard";
 
 const verifiers = new WeakMap<object, TokenVerifier | null>();
@@ -110,10 +112,15 @@ async function targetFor(
     Date.now(),
     () => crypto.randomUUID(),
   );
-  const region = resolveRegion(
-    c.req.query("region"),
-    c.req.raw.cf as RequestLocation | undefined,
+  const { region } = await routeClient(
+    c.env,
     c.var.config,
+    nearestRegions(
+      c.req.query("region"),
+      c.req.raw.cf as RequestLocation | undefined,
+      c.var.config,
+    ),
+    Date.now(),
   );
   const shard = shardFor(room, region, c.var.config);
   return { room, region, shard, identity, stub: shardStub(c.env.SHARD, shard) };
@@ -143,10 +150,11 @@ app.all("/v1/rooms/:room", async (c) => {
   if (wantsWebSocket(c.req.raw.headers)) {
     assertValidHandshake(c.req.method, c.req.raw.headers);
     const presence = parsePresenceOption(c.req.query("presence"));
-    const { room, region, identity, stub } = await target(c);
+    const { room, region, shard, identity, stub } = await target(c);
     const forwarded = new Request(c.req.raw);
     forwarded.headers.set(SHARD_HEADERS.room, room);
     forwarded.headers.set(SHARD_HEADERS.region, region);
+    forwarded.headers.set(SHARD_HEADERS.shard, String(shard.index));
     forwarded.headers.set(SHARD_HEADERS.identity, JSON.stringify(identity));
     if (presence) forwarded.headers.set(SHARD_HEADERS.presence, presence);
     else forwarded.headers.delete(SHARD_HEADERS.presence); // only the Worker may set it
@@ -231,6 +239,41 @@ app.post("/v1/presence/query", async (c) => {
   return c.json({ results: Object.fromEntries(results) });
 });
 
+/**
+ * The region-membership table as the caller's nearest directory sees it (`?region=` picks the
+ * directory where configuration allows), and the region a new client from here would get.
+ */
+app.get("/v1/regions", async (c) => {
+  const config = c.var.config;
+  // No token here: the table names regions, not rooms or users. Rate-limited per caller IP.
+  spendRestRequest(
+    restLimiterFor(c.env, config.limits),
+    `ip:${c.req.header("cf-connecting-ip") ?? "unknown"}`,
+    Date.now(),
+    config.limits,
+  );
+  const nearest = nearestRegions(
+    c.req.query("region"),
+    c.req.raw.cf as RequestLocation | undefined,
+    config,
+  );
+  // Fresh, not cached: this is what operators look at while a failure unfolds.
+  const { region, view } = await routeClient(c.env, config, nearest, Date.now(), 0);
+  if (!view) {
+    throw new HttpError(503, "directory_unavailable", "no directory near you answered; try again");
+  }
+  return c.json({
+    answeredBy: view.region,
+    incarnation: view.incarnation,
+    health: view.health,
+    clientRegion: region,
+    regions: view.entries.map((entry) => ({
+      ...entry,
+      configured: config.regions.includes(entry.region),
+    })),
+  });
+});
+
 /** The OpenAPI document, built once per isolate from the route schemas. */
 let openApi: ReturnType<typeof openApiDocument> | undefined;
 
@@ -244,7 +287,7 @@ app.get("/v1/docs", (c) => {
   return c.html(openApiPage(openApi));
 });
 
-app.route("/admin", adminRoutes);
+app.route("/v1/admin", adminRoutes);
 
 app.notFound((c) =>
   c.json(

@@ -1,13 +1,21 @@
 import { Hono } from "hono";
+import type { HaloConfig } from "../config/config-schema";
+import { type Region, regionSchema } from "../config/regions";
+import { faultPlanSchema, NO_FAULTS } from "../membership/fault-plan";
 import { allShards, shardFor } from "../routing/shard-router";
+import { withTimeout } from "../util/with-timeout";
 import { assertAdmin } from "./admin-auth";
 import type { AppEnv } from "./app-env";
+import { directoryStub } from "./directory-stub";
+import { HttpError } from "./errors";
+import { parseJsonBody } from "./query-params";
 import { parseRoomName, resolveRegion } from "./room-request";
 import { shardStub } from "./shard-stub";
 
 /**
- * Operator endpoints, mounted at `/admin`: shard figures and a room's storage internals.
- * Every route needs the admin token; with none configured they are all off.
+ * Operator endpoints, mounted at `/v1/admin`: shard figures, a room's storage internals,
+ * draining regions, and (development only) fault injection between directories. Every route
+ * needs the admin token; with none configured they are all off.
  */
 export const adminRoutes = new Hono<AppEnv>();
 
@@ -43,4 +51,103 @@ adminRoutes.get("/rooms/:room", async (c) => {
     stub.members(room),
   ]);
   return c.json({ room, region, shard: shard.name, ...summary, storage, members });
+});
+
+/** A configured region from the path, or a 404 that names it. */
+function configuredRegion(raw: string | undefined, config: HaloConfig): Region {
+  const parsed = regionSchema.safeParse(raw);
+  if (!parsed.success || !config.regions.includes(parsed.data)) {
+    throw new HttpError(
+      404,
+      "region_not_configured",
+      `region "${raw}" is not one of the configured regions: ${config.regions.join(", ")}`,
+      "region",
+    );
+  }
+  return parsed.data;
+}
+
+/** Calls a region's directory; one that does not answer is a 503, since the change could not be made. */
+async function askDirectory<T>(
+  config: HaloConfig,
+  region: Region,
+  call: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await withTimeout(call(), config.membership.ackTimeoutMs * 2, `directory ${region}`);
+  } catch (error) {
+    throw new HttpError(
+      503,
+      "directory_unavailable",
+      `the directory of ${region} did not answer (${error instanceof Error ? error.message : "unknown error"}); try again`,
+      "region",
+    );
+  }
+}
+
+/**
+ * Drain: the region's own directory announces `left` with a higher incarnation, which beats
+ * its `alive` everywhere; the Worker sends no new clients there. Undrain reverses it. Only the
+ * region itself can say so (it owns its entry), so its directory must answer.
+ */
+for (const action of ["drain", "undrain"] as const) {
+  adminRoutes.post(`/regions/:region/${action}`, async (c) => {
+    const config = c.var.config;
+    const region = configuredRegion(c.req.param("region"), config);
+    const stub = directoryStub(c.env.DIRECTORY, region);
+    const entry = await askDirectory(config, region, () => stub[action](region));
+    return c.json({ region, entry });
+  });
+}
+
+/** Fault injection exists only where configuration turns it on (never in production). */
+adminRoutes.use("/faults", async (c, next) => {
+  if (!c.var.config.membership.faultInjection) {
+    throw new HttpError(
+      404,
+      "fault_injection_disabled",
+      "fault injection is off: set HALO_CONFIG.membership.faultInjection = true (development only)",
+    );
+  }
+  await next();
+});
+
+/** The fault plan every directory holds (each keeps its own copy; they are set together). */
+adminRoutes.get("/faults", async (c) => {
+  const config = c.var.config;
+  const plans = await Promise.all(
+    config.regions.map(async (region) => ({
+      region,
+      faults: await askDirectory(config, region, () =>
+        directoryStub(c.env.DIRECTORY, region).getFaults(region),
+      ),
+    })),
+  );
+  return c.json({ faults: plans[0]?.faults ?? NO_FAULTS, directories: plans });
+});
+
+/** Replaces the fault plan in every configured directory. */
+adminRoutes.put("/faults", async (c) => {
+  const config = c.var.config;
+  const plan = await parseJsonBody(faultPlanSchema, c.req.raw);
+  await Promise.all(
+    config.regions.map((region) =>
+      askDirectory(config, region, () =>
+        directoryStub(c.env.DIRECTORY, region).setFaults(region, plan),
+      ),
+    ),
+  );
+  return c.json({ faults: plan });
+});
+
+adminRoutes.delete("/faults", async (c) => {
+  const config = c.var.config;
+  await Promise.all(
+    config.regions.map((region) =>
+      askDirectory(config, region, () =>
+        directoryStub(c.env.DIRECTORY, region).setFaults(region, NO_FAULTS),
+      ),
+    ),
+  );
+  return c.json({ faults: NO_FAULTS });
 });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { regionEntrySchema } from "../membership/membership-schema";
 import { memberSchema, presenceEventSchema, userSchema } from "../presence/presence-schema";
 
 /**
@@ -19,6 +20,20 @@ export const healthSchema = z.object({
   ok: z.literal(true),
   environment: z.enum(["development", "production"]),
   regions: z.array(z.object({ region: z.string(), shards: z.number().int() })),
+});
+
+/** `GET /v1/regions`: the membership table as the nearest directory sees it. */
+export const regionsResponseSchema = z.object({
+  answeredBy: z.string(),
+  incarnation: z.number().int(),
+  health: z.number().int(),
+  clientRegion: z.string(),
+  regions: z.array(
+    regionEntrySchema.extend({
+      lastHeardMsAgo: z.number(),
+      configured: z.boolean(),
+    }),
+  ),
 });
 
 const whereSchema = { room: z.string(), region: z.string(), shard: z.string() };

@@ -10,6 +10,7 @@ import {
   historyResponseSchema,
   multiRoomResponseSchema,
   presenceResponseSchema,
+  regionsResponseSchema,
   roomSummarySchema,
 } from "./api-schemas";
 
@@ -86,6 +87,20 @@ export function openApiDocument(): JsonSchema {
           summary: "Health and configured regions",
           security: [],
           responses: { "200": json(healthSchema, "The Worker is serving") },
+        },
+      },
+      "/v1/regions": {
+        get: {
+          summary:
+            "The region-membership table as the nearest directory sees it, and the region a new client from here would get",
+          security: [],
+          parameters: commonParameters.filter((p) => p.name === "region"),
+          responses: {
+            "200": json(regionsResponseSchema, "The table"),
+            "400": errors["400"],
+            "429": errors["429"],
+            "503": json(errorBodySchema, "No directory near the caller answered"),
+          },
         },
       },
       "/v1/rooms/{room}": {

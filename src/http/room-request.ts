@@ -2,7 +2,7 @@ import { z } from "zod";
 import { connectionIdentitySchema } from "../auth/authenticate";
 import type { HaloConfig } from "../config/config-schema";
 import { type Region, regionSchema } from "../config/regions";
-import { nearestRegion, type RequestLocation } from "../routing/region-locator";
+import { locationOf, type RequestLocation, rankRegions } from "../routing/region-locator";
 import { HttpError } from "./errors";
 import { roomNameSchema } from "./room-name";
 
@@ -13,6 +13,8 @@ export const SHARD_HEADERS = {
   identity: "x-halo-identity",
   /** `events` when the client asked for presence events (`?presence=events`). */
   presence: "x-halo-presence",
+  /** The shard's own index in its region, so it knows which directory to report its load to. */
+  shard: "x-halo-shard",
 } as const;
 
 export const shardUpgradeHeadersSchema = z.object({
@@ -30,6 +32,7 @@ export const shardUpgradeHeadersSchema = z.object({
     })
     .pipe(connectionIdentitySchema),
   presence: z.enum(["events"]).nullish(),
+  shard: z.coerce.number().int().min(0).max(1023),
 });
 
 /** `?presence=` on a WebSocket URL: `events` opts in to presence events on the extension channel. */
@@ -59,14 +62,15 @@ export function parseRoomName(raw: string | undefined): string {
 }
 
 /**
- * The client's region: `?region=` where configuration allows it, else the configured region
- * nearest to `request.cf`'s location, else the default region.
+ * Configured regions nearest first from the client: from `?region=` where configuration allows
+ * it (the client is placed at that region's point), else from `request.cf`'s location, else
+ * from the default region.
  */
-export function resolveRegion(
+export function nearestRegions(
   override: string | undefined,
   location: RequestLocation | undefined,
   config: HaloConfig,
-): Region {
+): Region[] {
   if (override !== undefined) {
     if (!config.allowRegionOverride) {
       throw new HttpError(
@@ -85,9 +89,18 @@ export function resolveRegion(
         "region",
       );
     }
-    return parsed.data;
+    return rankRegions(locationOf(parsed.data), config.regions, parsed.data);
   }
-  return nearestRegion(location, config.regions, config.defaultRegion);
+  return rankRegions(location, config.regions, config.defaultRegion);
+}
+
+/** The nearest configured region, regardless of membership (operators' lookups). */
+export function resolveRegion(
+  override: string | undefined,
+  location: RequestLocation | undefined,
+  config: HaloConfig,
+): Region {
+  return nearestRegions(override, location, config)[0] as Region;
 }
 
 /** Decodes `?since=` (a base64 Yjs state vector); a bad one is a 400 that names the field. */

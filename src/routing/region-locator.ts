@@ -28,18 +28,31 @@ export function nearestRegion(
   candidates: readonly Region[],
   fallback: Region,
 ): Region {
-  const point = pointOf(location);
-  if (!point || candidates.length === 0) return fallback;
-  let best = fallback;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const region of candidates) {
-    const distance = greatCircle(point, REGION_CENTROIDS[region]);
-    if (distance < bestDistance) {
-      best = region;
-      bestDistance = distance;
-    }
-  }
-  return best;
+  if (!pointOf(location) || candidates.length === 0) return fallback;
+  return rankRegions(location, candidates, fallback)[0] ?? fallback;
+}
+
+/**
+ * Configured regions ordered nearest first from the client: by its location, or from the
+ * fallback region's own point when the request carries none (local runs), so the fallback
+ * comes first and its neighbours after it.
+ */
+export function rankRegions(
+  location: RequestLocation | undefined,
+  candidates: readonly Region[],
+  fallback: Region,
+): Region[] {
+  const point = pointOf(location) ?? REGION_CENTROIDS[fallback];
+  return candidates
+    .map((region) => ({ region, distance: greatCircle(point, REGION_CENTROIDS[region]) }))
+    .sort((a, b) => a.distance - b.distance || (a.region < b.region ? -1 : 1))
+    .map((ranked) => ranked.region);
+}
+
+/** The location of a region's own representative point, as `request.cf` would give it. */
+export function locationOf(region: Region): RequestLocation {
+  const [latitude, longitude] = REGION_CENTROIDS[region];
+  return { latitude, longitude };
 }
 
 function pointOf(location: RequestLocation | undefined): readonly [number, number] | undefined {

@@ -191,32 +191,32 @@ describe("admin endpoints", () => {
   const ADMIN = "an-admin-token-for-workers-tests";
 
   it("are off without an admin token", async () => {
-    const response = await SELF.fetch("http://halo.test/admin/shards");
+    const response = await SELF.fetch("http://halo.test/v1/admin/shards");
     expect(response.status).toBe(404);
     expect(((await response.json()) as ErrorJson).error.code).toBe("admin_disabled");
   });
 
   it("refuse a request without the token, or with a wrong one", async () => {
     const config = envWith({ HALO_ADMIN_TOKEN: ADMIN });
-    const missing = await callWith(config, "/admin/shards");
+    const missing = await callWith(config, "/v1/admin/shards");
     expect(missing.status).toBe(401);
     expect(await missing.json()).toMatchObject({
       error: { code: "missing_admin_token", field: "authorization" },
     });
-    const wrong = await callWith(config, "/admin/shards", {
+    const wrong = await callWith(config, "/v1/admin/shards", {
       authorization: `Bearer ${ADMIN}x`,
     });
     expect(wrong.status).toBe(401);
     expect(((await wrong.json()) as ErrorJson).error.code).toBe("invalid_admin_token");
     // A user's room token is not an admin token.
-    const user = await callWith(config, "/admin/shards", {
+    const user = await callWith(config, "/v1/admin/shards", {
       authorization: `Bearer ${await token("ada", { "*": ["read", "write", "presence"] })}`,
     });
     expect(user.status).toBe(401);
   });
 
   it("refuse to run with an admin token short enough to guess", async () => {
-    const response = await callWith(envWith({ HALO_ADMIN_TOKEN: "short" }), "/admin/shards", {
+    const response = await callWith(envWith({ HALO_ADMIN_TOKEN: "short" }), "/v1/admin/shards", {
       authorization: "Bearer short",
     });
     expect(response.status).toBe(500);
@@ -230,7 +230,7 @@ describe("admin endpoints", () => {
     await eventually(() => client.awareness.size === 1, 2000, "the echo");
     const auth = { authorization: `Bearer ${ADMIN}` };
     const admin = envWith({ HALO_ADMIN_TOKEN: ADMIN });
-    const shards = await callWith(admin, "/admin/shards", auth);
+    const shards = await callWith(admin, "/v1/admin/shards", auth);
     expect(shards.status).toBe(200);
     const list = (await shards.json()) as {
       shards: Array<{ name: string; loadedRooms: number; sockets: number }>;
@@ -238,7 +238,7 @@ describe("admin endpoints", () => {
     expect(list.shards.map((s) => s.name)).toHaveLength(4 + 4 + 2);
     expect(list.shards.reduce((sum, s) => sum + s.sockets, 0)).toBeGreaterThanOrEqual(1);
 
-    const room = await callWith(admin, "/admin/rooms/admin-room", auth);
+    const room = await callWith(admin, "/v1/admin/rooms/admin-room", auth);
     expect(room.status).toBe(200);
     const body = (await room.json()) as {
       connections: number;

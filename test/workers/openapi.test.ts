@@ -7,6 +7,7 @@ import {
   historyResponseSchema,
   multiRoomResponseSchema,
   presenceResponseSchema,
+  regionsResponseSchema,
   roomSummarySchema,
 } from "../../src/http/api-schemas";
 import { eventually, TestClient } from "./client";
@@ -30,6 +31,7 @@ describe("OpenAPI", () => {
     expect(Object.keys(document.paths).sort()).toEqual([
       "/healthz",
       "/v1/presence/query",
+      "/v1/regions",
       "/v1/rooms/{room}",
       "/v1/rooms/{room}/document",
       "/v1/rooms/{room}/presence",
@@ -72,6 +74,7 @@ describe("OpenAPI", () => {
     await eventually(() => client.awareness.size === 1, 2000, "echo");
 
     expect((await body(healthSchema, "/healthz")).status).toBe(200);
+    expect((await body(regionsResponseSchema, "/v1/regions")).data.answeredBy).toBe("wnam");
     expect((await body(roomSummarySchema, `/v1/rooms/${room}`)).data.connections).toBe(1);
     for (const query of ["", "?view=users", "?count=1", "?limit=1&status=present"]) {
       expect(

@@ -1,0 +1,54 @@
+import type { Region } from "../src/config/regions";
+import { directoryStub } from "../src/http/directory-stub";
+import { LoadReporter } from "../src/membership/load-reporter";
+import { SqliteShardAddress } from "../src/storage/sqlite-shard-address";
+
+type Figures = () => { loadedRooms: number; sockets: number };
+
+/**
+ * A shard's load reports to its region's directory, which sums them into the region's entry
+ * of the membership table: the shard's address (kept in SQLite, since a Durable Object does
+ * not know its name), and the reporter's timing (src/membership/load-reporter.ts).
+ */
+export class ShardLoad {
+  readonly #address: SqliteShardAddress;
+  readonly #reporter: LoadReporter;
+
+  constructor(
+    private readonly ctx: DurableObjectState,
+    private readonly directories: Env["DIRECTORY"],
+    intervalMs: number,
+  ) {
+    this.#address = new SqliteShardAddress(ctx.storage);
+    this.#reporter = new LoadReporter(intervalMs);
+  }
+
+  remember(region: Region, index: number): void {
+    this.#address.remember(region, index);
+  }
+
+  /** The load changed: reports now, or returns when the owed report is due (for the alarm). */
+  changed(now: number, figures: Figures): number | null {
+    if (this.#reporter.changed(now)) this.#send(figures);
+    return this.#reporter.nextDue();
+  }
+
+  /** On the alarm: sends an owed report that is due; returns when the next one is. */
+  onAlarm(now: number, figures: Figures): number | null {
+    if (this.#reporter.due(now)) this.#send(figures);
+    return this.#reporter.nextDue();
+  }
+
+  #send(figures: Figures): void {
+    const address = this.#address.get();
+    if (!address) return;
+    const { loadedRooms, sockets } = figures();
+    const directory = directoryStub(this.directories, address.region);
+    // Best effort: a lost report is replaced by the next one.
+    this.ctx.waitUntil(
+      directory
+        .reportLoad(address.region, address.index, { connections: sockets, rooms: loadedRooms })
+        .catch(() => undefined),
+    );
+  }
+}
