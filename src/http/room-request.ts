@@ -32,7 +32,12 @@ export const shardUpgradeHeadersSchema = z.object({
     })
     .pipe(connectionIdentitySchema),
   presence: z.enum(["events"]).nullish(),
-  shard: z.coerce.number().int().min(0).max(1023),
+  // Digits only: a missing header (null) must not coerce to shard 0.
+  shard: z
+    .string()
+    .regex(/^\d{1,4}$/)
+    .transform(Number)
+    .pipe(z.number().int().max(1023)),
 });
 
 /** `?presence=` on a WebSocket URL: `events` opts in to presence events on the extension channel. */

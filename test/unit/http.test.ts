@@ -88,26 +88,46 @@ describe("parseRoomName", () => {
     }
   });
 
-  it("shard upgrade headers are validated with the same room rule and the region enum", () => {
+  it("shard upgrade headers are validated with the same room rule, the region enum and a shard index", () => {
     const identity = JSON.stringify({ userId: "u", rights: ["read"], expiresAt: null });
     expect(
-      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", identity }).success,
+      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", shard: "2", identity })
+        .success,
     ).toBe(true);
     expect(
-      shardUpgradeHeadersSchema.safeParse({ room: "..", region: "weur", identity }).success,
-    ).toBe(false);
-    expect(
-      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "mars", identity }).success,
-    ).toBe(false);
-    expect(shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur" }).success).toBe(false);
-    expect(
-      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", identity: "{nope" })
+      shardUpgradeHeadersSchema.safeParse({ room: "..", region: "weur", shard: "2", identity })
         .success,
     ).toBe(false);
+    expect(
+      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "mars", shard: "2", identity })
+        .success,
+    ).toBe(false);
+    expect(
+      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", shard: "2" }).success,
+    ).toBe(false);
+    expect(
+      shardUpgradeHeadersSchema.safeParse({
+        room: "ok",
+        region: "weur",
+        shard: "2",
+        identity: "{nope",
+      }).success,
+    ).toBe(false);
+    for (const shard of [undefined, null, "", "-1", "x", "1024", "1.5"]) {
+      expect(
+        shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", shard, identity })
+          .success,
+        `shard ${shard}`,
+      ).toBe(false);
+    }
     const noRights = JSON.stringify({ userId: "u", expiresAt: null });
     expect(
-      shardUpgradeHeadersSchema.safeParse({ room: "ok", region: "weur", identity: noRights })
-        .success,
+      shardUpgradeHeadersSchema.safeParse({
+        room: "ok",
+        region: "weur",
+        shard: "2",
+        identity: noRights,
+      }).success,
     ).toBe(false);
   });
 });
