@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import type { HaloConfig } from "../config/config-schema";
-import { type Region, regionSchema } from "../config/regions";
+import type { Region } from "../config/regions";
 import { faultPlanSchema, NO_FAULTS } from "../membership/fault-plan";
 import { allShards, shardFor } from "../routing/shard-router";
 import { withTimeout } from "../util/with-timeout";
@@ -9,7 +9,7 @@ import type { AppEnv } from "./app-env";
 import { directoryStub } from "./directory-stub";
 import { HttpError } from "./errors";
 import { parseJsonBody } from "./query-params";
-import { parseRoomName, resolveRegion } from "./room-request";
+import { configuredRegion, parseRoomName, resolveRegion } from "./room-request";
 import { shardStub } from "./shard-stub";
 
 /**
@@ -53,20 +53,6 @@ adminRoutes.get("/rooms/:room", async (c) => {
   return c.json({ room, region, shard: shard.name, ...summary, storage, members });
 });
 
-/** A configured region from the path, or a 404 that names it. */
-function configuredRegion(raw: string | undefined, config: HaloConfig): Region {
-  const parsed = regionSchema.safeParse(raw);
-  if (!parsed.success || !config.regions.includes(parsed.data)) {
-    throw new HttpError(
-      404,
-      "region_not_configured",
-      `region "${raw}" is not one of the configured regions: ${config.regions.join(", ")}`,
-      "region",
-    );
-  }
-  return parsed.data;
-}
-
 /** Calls a region's directory; one that does not answer is a 503, since the change could not be made. */
 async function askDirectory<T>(
   config: HaloConfig,
@@ -93,7 +79,7 @@ async function askDirectory<T>(
 for (const action of ["drain", "undrain"] as const) {
   adminRoutes.post(`/regions/:region/${action}`, async (c) => {
     const config = c.var.config;
-    const region = configuredRegion(c.req.param("region"), config);
+    const region = configuredRegion(c.req.param("region"), config, 404);
     const stub = directoryStub(c.env.DIRECTORY, region);
     const entry = await askDirectory(config, region, () => stub[action](region));
     return c.json({ region, entry });

@@ -85,18 +85,31 @@ export function nearestRegions(
         "region",
       );
     }
-    const parsed = regionSchema.safeParse(override);
-    if (!parsed.success || !config.regions.includes(parsed.data)) {
-      throw new HttpError(
-        400,
-        "region_not_configured",
-        `region "${override}" is not one of the configured regions: ${config.regions.join(", ")}`,
-        "region",
-      );
-    }
-    return rankRegions(locationOf(parsed.data), config.regions, parsed.data);
+    const region = configuredRegion(override, config, 400);
+    return rankRegions(locationOf(region), config.regions, region);
   }
   return rankRegions(location, config.regions, config.defaultRegion);
+}
+
+/**
+ * A configured region named by the caller, or `region_not_configured` naming it: a 400 for a
+ * query parameter, a 404 for a path segment.
+ */
+export function configuredRegion(
+  raw: string | undefined,
+  config: HaloConfig,
+  status: 400 | 404,
+): Region {
+  const parsed = regionSchema.safeParse(raw);
+  if (!parsed.success || !config.regions.includes(parsed.data)) {
+    throw new HttpError(
+      status,
+      "region_not_configured",
+      `region "${raw}" is not one of the configured regions: ${config.regions.join(", ")}`,
+      "region",
+    );
+  }
+  return parsed.data;
 }
 
 /** The nearest configured region, regardless of membership (operators' lookups). */

@@ -596,7 +596,7 @@ export class MembershipNode {
     }
   }
 
-  /** `fanout` random peers that are up (alive, suspect, left), plus one region that is not: dead, or a seed not yet known. */
+  /** `fanout` random peers that are up (alive, suspect, left), every seed not yet known, and one dead region. */
   #targets(random: () => number): { to: string; counts: boolean }[] {
     const up: string[] = [];
     const down: string[] = [];
@@ -604,12 +604,15 @@ export class MembershipNode {
       if (entry.region === this.region) continue;
       (entry.status === "dead" ? down : up).push(entry.region);
     }
-    for (const seed of this.#seeds) if (!this.#table.has(seed)) down.push(seed);
     const targets = sample(up, this.#settings.fanout, random).map((to) => ({
       to,
       // Only a peer believed alive is expected to answer; a suspect's silence is no news.
       counts: this.#table.get(to)?.status !== "suspect",
     }));
+    // Joining: every seed not yet known, each round, until it is (a handful of regions at most).
+    for (const seed of this.#seeds) {
+      if (!this.#table.has(seed)) targets.push({ to: seed, counts: false });
+    }
     // Talking to the dead is how a healed partition or a returning region is found again.
     const probe = sample(down, 1, random)[0];
     if (probe !== undefined) targets.push({ to: probe, counts: false });
