@@ -40,8 +40,6 @@ export class DirectoryDurableObject extends DurableObject<Env> {
   private node: MembershipNode | undefined;
   private faults: FaultPlan = NO_FAULTS;
   private savedRevision = -1;
-  /** Latest load report per shard index, summed into this region's entry. */
-  private readonly shardLoads = new Map<number, RegionLoad>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -100,15 +98,7 @@ export class DirectoryDurableObject extends DurableObject<Env> {
 
   /** A shard's latest figures; the region's entry carries their sum from the next round. */
   async reportLoad(region: Region, shard: number, load: RegionLoad): Promise<void> {
-    const node = await this.ensureStarted(region);
-    this.shardLoads.set(shard, load);
-    let connections = 0;
-    let rooms = 0;
-    for (const each of this.shardLoads.values()) {
-      connections += each.connections;
-      rooms += each.rooms;
-    }
-    node.report(Date.now(), { load: { connections, rooms } });
+    (await this.ensureStarted(region)).reportShardLoad(Date.now(), shard, load);
   }
 
   /** One gossip round. The next alarm is set first, so a slow or failing peer never stops the rhythm. */

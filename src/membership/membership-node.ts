@@ -126,6 +126,8 @@ export class MembershipNode {
   readonly #onTransition: ((t: StatusTransition) => void) | undefined;
   /** Accusations not adopted (see `#disbelieves`), by accused region, passed on to the accused. */
   readonly #rumours = new Map<string, RegionEntry>();
+  /** The latest load report of each of this region's shards, by index. */
+  readonly #shardLoads = new Map<number, RegionLoad>();
   #drained: boolean;
   #nonce = 0;
   /** Bumped whenever something worth persisting changes (statuses, incarnations, accusers; not heartbeats or load). */
@@ -277,6 +279,18 @@ export class MembershipNode {
     if (figures.shards !== undefined && figures.shards !== self.shards)
       change.shards = figures.shards;
     if (Object.keys(change).length > 0) this.#updateSelf(now, change);
+  }
+
+  /** One shard's latest figures; the region's entry carries the sum over its shards. */
+  reportShardLoad(now: number, shard: number, load: RegionLoad): void {
+    this.#shardLoads.set(shard, load);
+    let connections = 0;
+    let rooms = 0;
+    for (const each of this.#shardLoads.values()) {
+      connections += each.connections;
+      rooms += each.rooms;
+    }
+    this.report(now, { load: { connections, rooms } });
   }
 
   persisted(): PersistedMembership {

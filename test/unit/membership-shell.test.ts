@@ -8,6 +8,7 @@ import {
   isStopped,
 } from "../../src/membership/fault-plan";
 import { LoadReporter } from "../../src/membership/load-reporter";
+import { MembershipNode } from "../../src/membership/membership-node";
 import { gossipMessageSchema } from "../../src/membership/membership-schema";
 import { chooseRegion } from "../../src/membership/region-choice";
 import type { MemberStatus } from "../../src/membership/region-entry";
@@ -158,3 +159,19 @@ describe("membership configuration", () => {
     ).toThrow(/membership\.faultInjection: must be false when environment is production/);
   });
 });
+
+describe("MembershipNode.reportShardLoad", () => {
+  it("carries the sum of each shard's latest report, a newer report replacing the older", () => {
+    const settings = membershipSchemaDefaults();
+    const node = MembershipNode.start({ region: "wnam", shards: 2, seeds: [] }, settings, 0);
+    node.reportShardLoad(1, 0, { connections: 3, rooms: 2 });
+    node.reportShardLoad(2, 1, { connections: 4, rooms: 1 });
+    expect(node.entry("wnam")?.load).toEqual({ connections: 7, rooms: 3 });
+    node.reportShardLoad(3, 0, { connections: 0, rooms: 0 });
+    expect(node.entry("wnam")?.load).toEqual({ connections: 4, rooms: 1 });
+  });
+});
+
+function membershipSchemaDefaults() {
+  return parseConfig({ environment: "development", shards: { wnam: 2 } }).membership;
+}
