@@ -11,6 +11,8 @@ interface AwarenessRecord {
   json: string;
   /** The connection that owns the clientID, or null once that connection is gone. */
   owner: ConnectionId | null;
+  /** Set while another region's client holds the entry (its state is present, `owner` null). */
+  region?: string;
 }
 
 export interface ApplyResult {
@@ -77,15 +79,24 @@ export class AwarenessTable {
     this.clockFloor = Math.floor(loadedAtMs) * CLOCK_STEPS_PER_MS;
   }
 
-  /** Applies entries sent by a local connection. */
-  applyFromConnection(connection: ConnectionId, entries: readonly AwarenessEntry[]): ApplyResult {
+  /**
+   * Applies entries sent by a local connection. An entry another region's client holds is
+   * claimed only where `mayTakeOver` allows it (the same user, moving region).
+   */
+  applyFromConnection(
+    connection: ConnectionId,
+    entries: readonly AwarenessEntry[],
+    mayTakeOver: (clientId: number) => boolean = () => false,
+  ): ApplyResult {
     const result: ApplyResult = { relay: [], echo: [], dropped: 0, ownedChanged: false };
     for (const entry of entries) {
       const record = this.records.get(entry.clientId);
       if (record?.owner === connection) {
         this.applyOwned(record, entry, result);
       } else if (
-        (record === undefined || record.owner === null) &&
+        (record === undefined ||
+          (record.owner === null &&
+            (record.region === undefined || mayTakeOver(entry.clientId)))) &&
         entry.json !== NULL_STATE_JSON &&
         this.canClaim(connection)
       ) {
@@ -115,6 +126,38 @@ export class AwarenessTable {
       }
     }
     return removed;
+  }
+
+  /**
+   * Another region's client set its state (`json`), or it is gone (`null`). An entry a local
+   * connection holds is never touched: the caller decides between two owners. Returns the
+   * entry to relay to local connections, or null when nothing changed for them.
+   */
+  applyRemote(clientId: number, region: string, json: string | null): AwarenessEntry | null {
+    const record = this.records.get(clientId);
+    if (record !== undefined && record.owner !== null) return null;
+    if (json === null || json === NULL_STATE_JSON) {
+      if (record === undefined || record.json === NULL_STATE_JSON) return null;
+      delete record.region;
+      record.clock += 1; // as a local close: y-protocols accepts a null at an equal clock
+      record.json = NULL_STATE_JSON;
+      return { clientId, clock: record.clock, json: NULL_STATE_JSON };
+    }
+    if (record?.json === json && record.region === region) return null;
+    const clock = Math.max(this.clockFloor, record?.clock ?? 0) + CHANGE_STEP;
+    this.records.set(clientId, { clock, ownerClock: 0, json, owner: null, region });
+    return { clientId, clock, json };
+  }
+
+  /** The state of `clientId` while a local connection holds it (JSON text), else null. */
+  localState(clientId: number): string | null {
+    const record = this.records.get(clientId);
+    return record?.owner != null && record.json !== NULL_STATE_JSON ? record.json : null;
+  }
+
+  /** True while a local connection holds `clientId`. */
+  heldLocally(clientId: number): boolean {
+    return this.records.get(clientId)?.owner != null;
   }
 
   /** Re-registers a connection's owned entries after the shard woke from hibernation. */
@@ -208,6 +251,7 @@ export class AwarenessTable {
     // Others may hold this clientID's previous relay clock (+ 1 after a snapshot or a removal);
     // if this load of the room never saw it, it was relayed by an earlier load, below the floor.
     const clock = Math.max(this.clockFloor, previous?.clock ?? 0) + CHANGE_STEP;
+    // A claim replaces whatever another region held under this clientID (no `region`).
     const record: AwarenessRecord = {
       clock,
       ownerClock: entry.clock,

@@ -7,7 +7,12 @@ import {
   type PresenceOptions,
   PresenceRoster,
 } from "../presence/presence-roster";
-import type { Member, PresenceEvent, PresenceSnapshot } from "../presence/presence-schema";
+import type {
+  LeaveReason,
+  Member,
+  PresenceEvent,
+  PresenceSnapshot,
+} from "../presence/presence-schema";
 import type { PresenceStore } from "../presence/presence-store";
 import { pageSnapshot } from "../presence/snapshot-pages";
 import {
@@ -20,6 +25,9 @@ import type { ControlMessage } from "../protocol/extension-messages";
 import { decodeIncomingMessage, type IncomingLimits } from "../protocol/incoming-message";
 import { OutgoingMessage } from "../protocol/outgoing-message";
 import { ProtocolError } from "../protocol/protocol-error";
+import { MemberVersions } from "../replication/member-versions";
+import type { MemberRecord } from "../replication/replica-messages";
+import { ReplicaOutbox } from "../replication/replica-outbox";
 import {
   type CompactionThresholds,
   type PersistenceStats,
@@ -65,6 +73,31 @@ export interface RoomDependencies {
   limits: RoomLimits;
   /** Presence settings resolved for this room (its grace). */
   presence: PresenceOptions;
+  /** Set when the room has replicas in other regions: this replica's region and batch window. */
+  replication?: ReplicationOptions;
+}
+
+export interface ReplicationOptions {
+  region: string;
+  /** How long local changes gather before they go to peers as one batch (ms; 0: at once). */
+  batchMs: number;
+}
+
+/** What this replica has heard from each region: how many members, and when (Unix ms). */
+export interface PresenceSource {
+  region: string;
+  members: number;
+  /** When this replica last heard from that region (its own region: now); null if never. */
+  heardAt: number | null;
+}
+
+/** This replica's side of an anti-entropy exchange. */
+export interface SyncState {
+  stateVector: Uint8Array;
+  /** Every member this region owns, with its version. */
+  members: MemberRecord[];
+  /** Every record this replica numbered is at or below this version. */
+  asOf: number;
 }
 
 /** What the shell must do after a call into the room. Frames are encoded once, here. */
@@ -120,6 +153,8 @@ export class RoomReplica implements MessageTarget {
   private nowMs: number;
   /** The earliest time the room asked to be woken at since the shell last looked. */
   private wakeAt: number | null = null;
+  /** Replication state, when the room replicates (deps.replication). */
+  private readonly peers: PeerState | null;
 
   private constructor(
     readonly name: string,
@@ -131,6 +166,15 @@ export class RoomReplica implements MessageTarget {
     // Relay clocks start above every earlier load's (awareness-table.ts).
     this.awareness = new AwarenessTable(deps.limits.maxClientIdsPerConnection, nowMs);
     this.persistence = new RoomPersistence(name, deps.storage, deps.limits);
+    this.peers = deps.replication
+      ? {
+          region: deps.replication.region,
+          versions: new MemberVersions(nowMs),
+          outbox: new ReplicaOutbox(deps.replication.batchMs),
+          changed: new Map(),
+          heardAt: new Map(),
+        }
+      : null;
     this.doc.on("update", (update: Uint8Array, origin: unknown) =>
       this.onDocumentUpdate(update, origin),
     );
@@ -163,8 +207,16 @@ export class RoomReplica implements MessageTarget {
         clients: attachment.clients.filter(({ json }) => json !== NULL_STATE_JSON),
       });
     }
-    const loaded = PresenceRoster.load(name, deps.presenceStore, deps.presence, nowMs, live);
+    const loaded = PresenceRoster.load(
+      name,
+      deps.presenceStore,
+      { ...deps.presence, ...(deps.replication ? { region: deps.replication.region } : {}) },
+      nowMs,
+      live,
+    );
     room.presence = loaded.roster;
+    // A loaded replica announces its members anew: peers may have dropped them meanwhile.
+    for (const clientId of loaded.roster.localClientIds()) room.peers?.changed.set(clientId, null);
     room.presenceEvents.push(...loaded.events);
     room.wakeFor(loaded.roster.nextDeadline());
     return { room, effects: room.flush() };
@@ -351,7 +403,14 @@ export class RoomReplica implements MessageTarget {
 
   applyClientAwareness(connectionId: ConnectionId, entries: readonly AwarenessEntry[]): void {
     if (!this.hasRight(connectionId, "presence")) return; // dropped: a reader may still relay others' entries
-    const result = this.awareness.applyFromConnection(connectionId, entries);
+    const userId = this.connections.get(connectionId)?.identity.userId;
+    // Another region's member may be taken over by the same user: its client moved region.
+    const result = this.awareness.applyFromConnection(
+      connectionId,
+      entries,
+      (clientId) => this.presence.member(clientId)?.userId === userId,
+    );
+    for (const entry of result.relay) this.peers?.changed.set(entry.clientId, null);
     if (result.relay.length > 0) {
       // Two destination kinds, each encoded once: the others get relay clocks, the sender its own.
       this.emit({
@@ -457,6 +516,243 @@ export class RoomReplica implements MessageTarget {
     this.doc.destroy();
   }
 
+  // Replication between regions (DESIGN.md, "Replication between regions"). A peer's changes
+  // are applied once and fanned out to local connections; only local changes go out again.
+
+  /** When the waiting batch for peers is due (Unix ms), or null when nothing waits. */
+  get batchDueAt(): number | null {
+    return this.peers?.outbox.dueAt ?? null;
+  }
+
+  /** Local changes for the peers, once the batch window has passed (`force`: at once). */
+  takeBatch(nowMs: number, force = false): { update?: Uint8Array; members: MemberRecord[] } | null {
+    return this.peers?.outbox.take(nowMs, force) ?? null;
+  }
+
+  /**
+   * A peer region's batch: its document update is applied (idempotent, any order) and its
+   * members' records where they outrank what is held. `acceptMembers` is false while the
+   * table holds `from` dead: its document changes still land, its members would be ghosts.
+   */
+  applyPeerBatch(
+    from: string,
+    batch: { update?: Uint8Array; members: readonly MemberRecord[] },
+    nowMs: number,
+    acceptMembers = true,
+  ): RoomEffect[] {
+    const peers = this.peers;
+    if (!peers) return [];
+    this.nowMs = nowMs;
+    peers.heardAt.set(from, nowMs);
+    this.guarded(() => {
+      if (batch.update) this.applyPeerUpdate(from, batch.update);
+      if (acceptMembers) this.applyRecords(peers, from, batch.members);
+    });
+    return this.flush();
+  }
+
+  /**
+   * A peer's side of anti-entropy: its update and members are applied like a batch; members
+   * it owned that its full list lacks (and it numbered no later than `asOf`) left there while a
+   * record was lost. Returns what the peer lacks, from its state vector.
+   */
+  applyPeerSync(
+    from: string,
+    sync: SyncState & { update?: Uint8Array },
+    nowMs: number,
+    acceptMembers = true,
+  ): { effects: RoomEffect[]; diff: Uint8Array | null } {
+    const peers = this.peers;
+    if (!peers) return { effects: [], diff: null };
+    this.nowMs = nowMs;
+    peers.heardAt.set(from, nowMs);
+    this.guarded(() => {
+      if (sync.update) this.applyPeerUpdate(from, sync.update);
+      if (!acceptMembers) return;
+      this.applyRecords(peers, from, sync.members);
+      const listed = new Set(sync.members.map((record) => record.clientId));
+      for (const clientId of peers.versions.ownedBy(from)) {
+        const held = peers.versions.of(clientId);
+        if (listed.has(clientId) || !held || held.lost || held.version > sync.asOf) continue;
+        this.dropRemote(clientId, from, "timeout");
+        peers.versions.set(clientId, held.version, from);
+      }
+    });
+    let diff: Uint8Array | null = null;
+    try {
+      diff = this.diffSince(sync.stateVector);
+    } catch {
+      diff = null; // a vector Yjs cannot read: nothing to send for it
+    }
+    return { effects: this.flush(), diff };
+  }
+
+  /** This replica's side of anti-entropy: its state vector and every member its region owns. */
+  syncState(): SyncState {
+    const peers = this.peers;
+    const stateVector = Y.encodeStateVector(this.doc);
+    if (!peers) return { stateVector, members: [], asOf: 0 };
+    const members: MemberRecord[] = [];
+    for (const clientId of this.presence.localClientIds()) {
+      let held = peers.versions.of(clientId);
+      if (held?.region !== peers.region) {
+        peers.versions.set(clientId, peers.versions.next(), peers.region);
+        held = peers.versions.of(clientId);
+      }
+      const record = this.localRecord(peers, clientId, held?.version ?? 0, "left");
+      if (record) members.push(record);
+    }
+    return { stateVector, members, asOf: peers.versions.asOf };
+  }
+
+  /** True when a holder of `stateVector` has every struct this replica has. */
+  coveredBy(stateVector: Uint8Array): boolean {
+    try {
+      return Y.decodeUpdate(this.diffSince(stateVector)).structs.length === 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /** `region` was declared dead: its members leave here with `region_lost`, its cursors vanish. */
+  regionLost(region: string, nowMs: number): RoomEffect[] {
+    const peers = this.peers;
+    if (!peers || region === peers.region) return [];
+    this.nowMs = nowMs;
+    const relay: AwarenessEntry[] = [];
+    for (const clientId of peers.versions.loseRegion(region)) {
+      const entry = this.awareness.applyRemote(clientId, region, null);
+      if (entry) relay.push(entry);
+    }
+    if (relay.length > 0) this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(relay) });
+    this.presenceEvents.push(...this.presence.regionLost(region, nowMs));
+    return this.flush();
+  }
+
+  /** Which regions this replica's presence came from, and when it last heard from each. */
+  presenceSources(nowMs: number): PresenceSource[] {
+    const counts = new Map<string, number>();
+    for (const member of this.presence.memberList())
+      counts.set(member.region, (counts.get(member.region) ?? 0) + 1);
+    const own = this.peers?.region;
+    const regions = new Set([...counts.keys(), ...(this.peers?.heardAt.keys() ?? [])]);
+    if (own !== undefined) regions.add(own);
+    return [...regions].sort().map((region) => ({
+      region,
+      members: counts.get(region) ?? 0,
+      heardAt: region === own ? nowMs : (this.peers?.heardAt.get(region) ?? null),
+    }));
+  }
+
+  /** The members this region owns: what `?consistency=all` asks each region for. */
+  localMembers(): Member[] {
+    const ids = new Set(this.presence.localClientIds());
+    return this.presence.memberList().filter((member) => ids.has(member.clientId));
+  }
+
+  private applyPeerUpdate(from: string, update: Uint8Array): void {
+    const origin: ChangeOrigin = { kind: "peer", region: from };
+    try {
+      Y.applyUpdate(this.doc, update, origin);
+    } catch (error) {
+      if (error instanceof StorageFailure) throw error;
+      // A peer's update Yjs cannot read changes nothing; anti-entropy brings the real content.
+    }
+  }
+
+  private applyRecords(peers: PeerState, from: string, records: readonly MemberRecord[]): void {
+    const relay: AwarenessEntry[] = [];
+    for (const record of records) {
+      // A region speaks only for its own members (invariant 4).
+      if (record.region !== from || (record.member && record.member.region !== from)) continue;
+      peers.versions.observe(record.version);
+      if (!peers.versions.outranks(record)) continue;
+      if (this.awareness.heldLocally(record.clientId)) {
+        // A live local connection holds this client: its claim stands. A stale leave or grace
+        // from the region it came from is answered with a record numbered above it.
+        if (record.member?.status !== "present" || record.awareness === null)
+          peers.changed.set(record.clientId, null);
+        continue;
+      }
+      peers.versions.set(record.clientId, record.version, record.region);
+      const entry = this.awareness.applyRemote(
+        record.clientId,
+        record.region,
+        record.member ? record.awareness : null,
+      );
+      if (entry) relay.push(entry);
+      this.presenceEvents.push(
+        ...this.presence.applyRemote(
+          record.clientId,
+          record.member,
+          record.reason ?? "left",
+          this.nowMs,
+        ),
+      );
+    }
+    if (relay.length > 0) this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(relay) });
+  }
+
+  private dropRemote(clientId: number, region: string, reason: LeaveReason): void {
+    const entry = this.awareness.applyRemote(clientId, region, null);
+    if (entry) this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness([entry]) });
+    if (this.presence.member(clientId)?.region === region)
+      this.presenceEvents.push(...this.presence.applyRemote(clientId, null, reason, this.nowMs));
+  }
+
+  /** Runs peer work; a storage failure fails the room as for a client frame. */
+  private guarded(work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      console.error(
+        `room ${this.name}: failed while applying a peer's change`,
+        error instanceof StorageFailure ? error.cause : error,
+      );
+      this.effects = [{ kind: "fail-room", reason: "internal error; reconnect to resync" }];
+    }
+  }
+
+  /** The record of a local member as it stands (or a tombstone once it left), at `version`. */
+  private localRecord(
+    peers: PeerState,
+    clientId: number,
+    version: number,
+    reason: LeaveReason,
+  ): MemberRecord | null {
+    const member = this.presence.member(clientId);
+    if (member && member.region === peers.region) {
+      const awareness = this.awareness.localState(clientId);
+      return { clientId, version, region: peers.region, member, awareness };
+    }
+    if (member) return null; // another region holds it now
+    return { clientId, version, region: peers.region, member: null, awareness: null, reason };
+  }
+
+  /** Numbers this call's changes to local members and puts them in the outbox. */
+  private recordLocalChanges(peers: PeerState): void {
+    for (const event of this.presenceEvents) {
+      if (!("member" in event) || event.member.region !== peers.region) continue;
+      const reason = event.type === "member.leave" ? event.reason : null;
+      peers.changed.set(
+        event.member.clientId,
+        reason ?? peers.changed.get(event.member.clientId) ?? null,
+      );
+    }
+    for (const [clientId, reason] of peers.changed) {
+      const held = peers.versions.of(clientId);
+      const member = this.presence.member(clientId);
+      // A tombstone only for a member this region owned; nothing for another region's.
+      if (!member && held?.region !== peers.region) continue;
+      const version = peers.versions.next();
+      const record = this.localRecord(peers, clientId, version, reason ?? "left");
+      if (!record) continue;
+      peers.versions.set(clientId, version, peers.region);
+      peers.outbox.addRecord(record, this.nowMs);
+    }
+    peers.changed.clear();
+  }
+
   private onDocumentUpdate(update: Uint8Array, origin: unknown): void {
     if (isChangeOrigin(origin) && origin.kind === "storage") return;
     try {
@@ -465,6 +761,9 @@ export class RoomReplica implements MessageTarget {
       throw new StorageFailure(cause);
     }
     this.emit({ kind: "broadcast", frame: OutgoingMessage.syncUpdate(update) });
+    // One hop: a peer's update reached every peer from its own region already.
+    if (this.peers && isChangeOrigin(origin) && origin.kind === "connection")
+      this.peers.outbox.addUpdate(update, this.nowMs);
   }
 
   /**
@@ -593,6 +892,7 @@ export class RoomReplica implements MessageTarget {
 
   /** Ends a call: its presence events go to the subscribers in one frame, and its effects to the shell. */
   private flush(): RoomEffect[] {
+    if (this.peers) this.recordLocalChanges(this.peers);
     if (this.presenceEvents.length > 0) {
       // Queued webhook deliveries go out from the alarm, at once: never from the room's own path.
       if (this.presence.postsAny(this.presenceEvents)) this.wakeFor(this.nowMs);
@@ -615,6 +915,17 @@ export class RoomReplica implements MessageTarget {
     this.effects = [];
     return effects;
   }
+}
+
+/** A replicating room's state: its region, clock, outbox and what it heard from whom. */
+interface PeerState {
+  region: string;
+  versions: MemberVersions;
+  outbox: ReplicaOutbox;
+  /** Local members changed in the current call, with the leave reason of those that left. */
+  changed: Map<number, LeaveReason | null>;
+  /** When each peer region was last heard from (Unix ms). */
+  heardAt: Map<string, number>;
 }
 
 function earliest(a: number | null, b: number | null): number | null {

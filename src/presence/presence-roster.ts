@@ -36,6 +36,12 @@ export interface PresenceOptions {
    */
   coalesceAboveMembers?: number;
   coalesceWindowMs?: number;
+  /**
+   * This replica's region. Members of other regions (replicated) are mirrored as their owner
+   * sets them: no grace runs for them here, and they are not stored (peers resend them).
+   * Absent: every member is local.
+   */
+  region?: string;
 }
 
 /**
@@ -73,6 +79,11 @@ export class PresenceRoster {
   /** In a large room, the members whose state changed in the current window (not yet evented). */
   private readonly held = new Set<number>();
   private heldSince: number | null = null;
+  /**
+   * The current call mirrors another region's change: its events are not queued for the
+   * webhook, which the region where the change happened posts (once, not once per region).
+   */
+  private mirroring = false;
 
   private constructor(
     private readonly room: string,
@@ -146,7 +157,11 @@ export class PresenceRoster {
         existing.updatedAt = nowMs;
         this.recordUpdate(existing, nowMs);
       }
-    } else if (existing.status === "reconnecting" && existing.userId === owner.identity.userId) {
+    } else if (
+      existing.userId === owner.identity.userId &&
+      (existing.status === "reconnecting" || existing.region !== owner.region)
+    ) {
+      // Its own connection coming back, here or from another region: no leave, no join.
       this.takeOver(existing, owner, json, nowMs);
     } else {
       // Another user's stale member under a reused clientID: it cannot come back now.
@@ -177,9 +192,77 @@ export class PresenceRoster {
     return this.finish();
   }
 
+  /**
+   * Another region's member as its owner holds it now (a copy is kept), or `null` when it left
+   * there: join, update, status or leave events as its record differs from the one held.
+   */
+  applyRemote(
+    clientId: number,
+    member: Member | null,
+    reason: LeaveReason,
+    nowMs: number,
+  ): PresenceEvent[] {
+    this.mirroring = true;
+    const existing = this.members.get(clientId);
+    if (member === null) {
+      if (existing) this.leave(existing, reason, nowMs);
+      return this.finish();
+    }
+    const json = JSON.stringify(member.state);
+    if (existing === undefined || existing.userId !== member.userId) {
+      if (existing) this.leave(existing, "timeout", nowMs);
+      const before = this.userNow(member.userId);
+      const copy = { ...member };
+      this.add(copy);
+      this.jsonOf.set(clientId, json);
+      this.recordMembership({ type: "member.join", member: copy }, nowMs, copy);
+      this.recordUserChange(before, member.userId, nowMs, "closed");
+      return this.finish();
+    }
+    const before = this.userNow(member.userId);
+    const moved =
+      existing.status !== member.status ||
+      existing.connectionId !== member.connectionId ||
+      existing.region !== member.region;
+    const changed = !this.sameState(existing, json);
+    Object.assign(existing, member);
+    if (member.reconnectingUntil === undefined) delete existing.reconnectingUntil;
+    this.jsonOf.set(clientId, json);
+    if (moved) this.recordMembership({ type: "member.status", member: existing }, nowMs, existing);
+    if (changed) this.recordUpdate(existing, nowMs);
+    this.recordUserChange(before, member.userId, nowMs, "closed");
+    return this.finish();
+  }
+
+  /** A region was declared dead: each of its members leaves with `region_lost`. */
+  regionLost(region: string, nowMs: number): PresenceEvent[] {
+    this.mirroring = true;
+    for (const member of [...this.members.values()]) {
+      if (member.region === region) this.leave(member, "region_lost", nowMs);
+    }
+    return this.finish();
+  }
+
+  /** One member as held now (a copy), if present. */
+  member(clientId: number): Member | undefined {
+    const member = this.members.get(clientId);
+    return member ? { ...member } : undefined;
+  }
+
+  /** The clientIDs of this region's members. */
+  localClientIds(): number[] {
+    return [...this.members.values()].filter((m) => this.isLocal(m)).map((m) => m.clientId);
+  }
+
+  /** True when `member` belongs to this replica's region (its grace runs here, it is stored here). */
+  isLocal(member: Pick<Member, "region">): boolean {
+    return this.options.region === undefined || member.region === this.options.region;
+  }
+
   /** The alarm: ends graces that ran out, and writes updates that waited long enough. */
   expire(nowMs: number): PresenceEvent[] {
     for (const member of [...this.members.values()]) {
+      if (!this.isLocal(member)) continue; // its own region ends its grace
       if (member.reconnectingUntil !== undefined && member.reconnectingUntil <= nowMs)
         this.leave(member, "timeout", nowMs);
     }
@@ -211,6 +294,7 @@ export class PresenceRoster {
     let next = this.nextFlush();
     for (const member of this.members.values()) {
       const until = member.reconnectingUntil;
+      if (!this.isLocal(member)) continue;
       if (until !== undefined && (next === null || until < next)) next = until;
     }
     return next;
@@ -427,14 +511,21 @@ export class PresenceRoster {
     if (this.membershipEvents.length > 0 || this.upserts.size > 0 || this.removals.size > 0) {
       // Waiting updates ride along with any write, so the history stays in sequence order.
       if (this.pendingUpdates.size > 0 && this.membershipEvents.length > 0) this.flushUpdates();
+      // Only this region's members are stored: a replica that restarts hears the others' again.
+      const upserts = [...this.upserts.values()];
+      const local = upserts.filter((m) => this.isLocal(m));
+      const remote = upserts.filter((m) => !this.isLocal(m)).map((m) => m.clientId);
       this.store.write(this.room, {
-        upsert: [...this.upserts.values()].map((m) => ({ ...m })),
-        remove: [...this.removals],
+        upsert: local.map((m) => ({ ...m })),
+        remove: [...this.removals, ...remote],
         seq: this.seq,
         history: [...this.membershipEvents].sort((a, b) => a.seq - b.seq),
-        outbox: this.membershipEvents.filter((e) => this.options.webhookEvents?.has(e.type)),
+        outbox: this.mirroring
+          ? []
+          : this.membershipEvents.filter((e) => this.options.webhookEvents?.has(e.type)),
       });
     }
+    this.mirroring = false;
     this.upserts = new Map();
     this.removals = new Set();
     this.membershipEvents = [];

@@ -1,0 +1,125 @@
+import type { RoomEffect, RoomReplica } from "../core/room-replica";
+import type { Addressed, ReplicaMessage, SyncMessage } from "./replica-messages";
+import type { RoomLink } from "./room-link";
+
+/**
+ * Glue between one room's replica core, its link and the messages between regions: what to do
+ * with a message that arrived, and what to send when time passes. The shard shell and the
+ * simulator both run exactly this, so the simulator proves what the shell does.
+ */
+
+/** Whether `region` may serve (not dead or drained): members of others are not accepted. */
+export type RegionFilter = (region: string) => boolean;
+
+export interface Received {
+  /** For the room's local connections. */
+  effects: RoomEffect[];
+  /** Answers for the sender (and, in the leave handshake, for the home). */
+  replies: Addressed[];
+}
+
+export function receiveReplicaMessage(
+  room: RoomReplica,
+  link: RoomLink,
+  message: ReplicaMessage,
+  nowMs: number,
+  serves: RegionFilter,
+): Received {
+  const from = message.from;
+  const accept = serves(from);
+  if (message.type === "batch") {
+    if (accept) link.heardFrom(from, nowMs);
+    return { effects: room.applyPeerBatch(from, message, nowMs, accept), replies: [] };
+  }
+  if (accept) link.heardFrom(from, nowMs, message.leaving === true);
+  // Only the home's list is the directory: lists passed around would keep departed peers alive.
+  if (message.peers && from === link.home && !message.leaving)
+    link.learnPeers(message.peers.filter(serves), nowMs);
+  const { effects, diff } = room.applyPeerSync(from, message, nowMs, accept);
+  const replies: Addressed[] = [];
+  if (diff !== null && carriesContent(diff)) {
+    replies.push({
+      to: from,
+      message: { type: "batch", room: room.name, from: link.region, update: diff, members: [] },
+    });
+  }
+  if (message.reply) {
+    replies.push({ to: from, message: syncMessage(room, link, nowMs, { reply: false }) });
+  }
+  const covered = room.coveredBy(message.stateVector);
+  const actions = link.onSync(from, message.stateVector, message.peers, covered);
+  if (actions.leave) {
+    const { home, homeVector } = actions.leave;
+    replies.push({
+      to: home,
+      message: syncMessage(room, link, nowMs, {
+        reply: true,
+        leaving: true,
+        update: room.encodeDocument(homeVector),
+      }),
+    });
+  }
+  return { effects, replies };
+}
+
+/**
+ * Time passed: the batch whose window ended goes to every target, and anti-entropy that is due
+ * goes out. `forceBatch` sends a waiting batch at once (batch window 0, or the room unloads).
+ */
+export function tickReplica(
+  room: RoomReplica,
+  link: RoomLink,
+  nowMs: number,
+  forceBatch = false,
+): Addressed[] {
+  const out: Addressed[] = [];
+  const batch = room.takeBatch(nowMs, forceBatch);
+  const targets = link.targets(nowMs);
+  if (batch && (batch.update || batch.members.length > 0)) {
+    for (const to of targets) {
+      out.push({
+        to,
+        message: { type: "batch", room: room.name, from: link.region, ...batch },
+      });
+    }
+  }
+  for (const to of link.tick(nowMs).syncWith) {
+    out.push({ to, message: syncMessage(room, link, nowMs, { reply: true }) });
+  }
+  return out;
+}
+
+/** When the room next needs `tickReplica` (Unix ms), or null. */
+export function nextReplicaTick(room: RoomReplica, link: RoomLink): number | null {
+  const batch = room.batchDueAt;
+  const sync = link.nextTickAt;
+  if (batch === null) return sync;
+  return sync === null ? batch : Math.min(batch, sync);
+}
+
+function syncMessage(
+  room: RoomReplica,
+  link: RoomLink,
+  nowMs: number,
+  options: { reply: boolean; leaving?: boolean; update?: Uint8Array },
+): SyncMessage {
+  const state = room.syncState();
+  return {
+    type: "sync",
+    room: room.name,
+    from: link.region,
+    stateVector: state.stateVector,
+    members: state.members,
+    asOf: state.asOf,
+    reply: options.reply,
+    peers: link.replicaSet(nowMs),
+    ...(options.leaving ? { leaving: true } : {}),
+    ...(options.update && carriesContent(options.update) ? { update: options.update } : {}),
+  };
+}
+
+/** An update with no structs and an empty delete set changes nothing: not worth a message. */
+function carriesContent(update: Uint8Array): boolean {
+  // Yjs encodes "nothing" as two zero varints (no struct clients, no delete-set clients).
+  return !(update.byteLength === 2 && update[0] === 0 && update[1] === 0);
+}
