@@ -45,6 +45,15 @@ export default defineConfig({
               loadReportMs: 200,
               faultInjection: true,
             },
+            // Replication at test speed: anti-entropy twice a second, idle replicas leave after 1 s.
+            replication: {
+              batchMs: 10,
+              antiEntropyMs: 500,
+              idleLeaveMs: 1000,
+              peerExpiryMs: 1500,
+              rpcTimeoutMs: 1000,
+              queryTimeoutMs: 500,
+            },
             limits: {
               compactAfterUpdates: 20,
               compactAfterBytes: 65536,

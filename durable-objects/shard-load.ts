@@ -1,4 +1,4 @@
-import type { Region } from "../src/config/regions";
+import { type Region, regionSchema } from "../src/config/regions";
 import { directoryStub } from "../src/http/directory-stub";
 import { LoadReporter } from "../src/membership/load-reporter";
 import { SqliteShardAddress } from "../src/storage/sqlite-shard-address";
@@ -21,10 +21,19 @@ export class ShardLoad {
   ) {
     this.#address = new SqliteShardAddress(ctx.storage);
     this.#reporter = new LoadReporter(intervalMs);
+    // Runtimes since March 2026 give a named object its name; older ones learn it from requests.
+    const named = /^shard:([a-z]+):(\d{1,4})$/.exec(ctx.id.name ?? "");
+    const region = regionSchema.safeParse(named?.[1]);
+    if (named && region.success) this.#address.remember(region.data, Number(named[2]));
   }
 
   remember(region: Region, index: number): void {
     this.#address.remember(region, index);
+  }
+
+  /** The shard's region and index, once a request told it. */
+  address(): { region: Region; index: number } | null {
+    return this.#address.get();
   }
 
   /** The load changed: reports now, or returns when the owed report is due (for the alarm). */

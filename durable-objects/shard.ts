@@ -1,8 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
 import { configFromEnv, graceFor, type HaloConfig } from "../src/config/config-schema";
+import type { Region } from "../src/config/regions";
 import type { ConnectionId } from "../src/core/awareness-table";
 import type { ConnectionAttachment } from "../src/core/connection-attachment";
 import { RoomCache } from "../src/core/room-cache";
+import type { PresenceSource } from "../src/core/room-replica";
 import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room-replica";
 import type { Secrets } from "../src/http/app-env";
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
@@ -10,11 +12,13 @@ import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/pr
 import type { HistoryQuery } from "../src/presence/presence-store";
 import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
+import { replicaMessageSchema } from "../src/replication/replication-schema";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
 import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
 import { ShardLoad } from "./shard-load";
+import { ShardReplication } from "./shard-replication";
 
 /**
  * A shard: hosts many rooms, each a `RoomReplica` (the pure core). This class only adapts the
@@ -29,6 +33,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly rooms: RoomCache<RoomReplica>;
   private readonly sockets = new RoomSockets();
   private readonly load: ShardLoad;
+  private readonly replication: ShardReplication;
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
@@ -43,6 +48,17 @@ export class ShardDurableObject extends DurableObject<Env> {
     });
     this.rooms = new RoomCache(limits);
     this.load = new ShardLoad(ctx, env.DIRECTORY, this.config.membership.loadReportMs);
+    this.replication = new ShardReplication({
+      ctx,
+      env,
+      config: this.config,
+      region: () => this.load.address()?.region,
+      room: (name) => this.room(name),
+      loaded: (name) => this.rooms.peek(name),
+      loadedNames: () => this.rooms.names(),
+      run: (room, effects) => this.run(room, effects),
+      wake: (at) => this.wakeNoLaterThan(at),
+    });
   }
 
   /** The WebSocket upgrade, forwarded by the Worker with the room and region it resolved. */
@@ -75,6 +91,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       presenceEvents: presence === "events",
     };
     await this.run(room, room.connect(info));
+    await this.replication.afterLocal(room, Date.now());
     await this.wakeNoLaterThan(this.load.changed(Date.now(), () => this.stats()));
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -92,6 +109,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       return;
     }
     await this.run(room, room.receive(connectionId, new Uint8Array(message), Date.now()));
+    await this.replication.afterLocal(room, Date.now());
   }
 
   override async webSocketClose(
@@ -132,6 +150,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       const room = await this.room(name);
       const { effects, nextDeadline } = room.expire(now);
       await this.run(room, effects);
+      await this.replication.afterLocal(room, now); // graces that ended are changes for peers
       if (nextDeadline !== null && (next === null || nextDeadline < next)) next = nextDeadline;
     }
     const webhook = this.config.presence.webhook;
@@ -148,6 +167,8 @@ export class ShardDurableObject extends DurableObject<Env> {
     }
     const report = this.load.onAlarm(now, () => this.stats());
     if (report !== null && (next === null || report < next)) next = report;
+    const replication = await this.replication.onAlarm(now);
+    if (replication !== null && (next === null || replication < next)) next = replication;
     return next;
   }
 
@@ -174,6 +195,26 @@ export class ShardDurableObject extends DurableObject<Env> {
     return (await this.room(name)).members();
   }
 
+  /** The room's presence as this replica holds it, with the regions it came from and how fresh each is. */
+  async presenceView(
+    name: string,
+  ): Promise<{ snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number }> {
+    const room = await this.room(name);
+    const at = Date.now();
+    return { snapshot: room.presenceSnapshot(), sources: room.presenceSources(at), at };
+  }
+
+  /** The members this region owns (`?consistency=all` asks each region for its own). */
+  async localMembers(name: string): Promise<Member[]> {
+    return (await this.room(name)).localMembers();
+  }
+
+  /** A peer region's replica message for one of this shard's rooms; the answers go back to it. */
+  async replicate(region: Region, index: number, message: unknown): Promise<unknown[]> {
+    this.load.remember(region, index);
+    return this.replication.receive(replicaMessageSchema.parse(message), Date.now());
+  }
+
   async presenceHistory(
     name: string,
     query: HistoryQuery,
@@ -191,6 +232,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     if (!found) return;
     this.sockets.remove(found.room.name, found.connectionId);
     await this.run(found.room, found.room.disconnect(found.connectionId, clean, Date.now()));
+    await this.replication.afterLocal(found.room, Date.now());
     this.evictIdleRooms();
     await this.wakeNoLaterThan(this.load.changed(Date.now(), () => this.stats()));
   }
@@ -207,6 +249,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       this.sockets.add(name, attachment.connectionId, ws);
     }
     const { limits, presence } = this.config;
+    const region = this.load.address()?.region;
     const { room, effects } = RoomReplica.open(
       name,
       {
@@ -220,6 +263,9 @@ export class ShardDurableObject extends DurableObject<Env> {
           coalesceWindowMs: presence.coalesceWindowMs,
           webhookEvents: new Set(presence.webhook?.events ?? []),
         },
+        ...(this.replication.enabled && region !== undefined
+          ? { replication: { region, batchMs: this.config.replication.batchMs } }
+          : {}),
       },
       Date.now(),
       restored,

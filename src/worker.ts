@@ -19,6 +19,7 @@ import {
 } from "./http/room-request";
 import { shardStub } from "./http/shard-stub";
 import { assertValidHandshake, wantsWebSocket } from "./http/websocket-handshake";
+import { localSources, mergeRegionAnswers, type SourceReport } from "./presence/global-presence";
 import {
   BadCursor,
   historyQuerySchema,
@@ -26,8 +27,10 @@ import {
   presencePage,
   presenceQuerySchema,
 } from "./presence/presence-query";
+import type { PresenceSnapshot } from "./presence/presence-schema";
 import type { RequestLocation } from "./routing/region-locator";
 import { shardFor } from "./routing/shard-router";
+import { withTimeout } from "./util/with-timeout";
 
 export { DirectoryDurableObject } from "../durable-objects/directory";
 export { ShardDurableObject } from "../durable-objects/shard";
@@ -112,7 +115,7 @@ async function targetFor(
     Date.now(),
     () => crypto.randomUUID(),
   );
-  const { region } = await routeClient(
+  const { region, view } = await routeClient(
     c.env,
     c.var.config,
     nearestRegions(
@@ -123,7 +126,7 @@ async function targetFor(
     Date.now(),
   );
   const shard = shardFor(room, region, c.var.config);
-  return { room, region, shard, identity, stub: shardStub(c.env.SHARD, shard) };
+  return { room, region, shard, identity, view, stub: shardStub(c.env.SHARD, shard) };
 }
 
 /** `target()` for a REST query: the same checks, then one request from the caller's rate budget. */
@@ -167,10 +170,44 @@ app.all("/v1/rooms/:room", async (c) => {
 
 app.get("/v1/rooms/:room/presence", async (c) => {
   const query = parseQuery(presenceQuerySchema, c.req.query());
-  const { room, region, shard, stub } = await restTarget(c);
-  const snapshot = await stub.presence(room);
+  const { room, region, shard, stub, view } = await restTarget(c);
+  const local = await stub.presenceView(room);
+  const config = c.var.config;
+  let answer: { snapshot: PresenceSnapshot; sources: SourceReport[] };
+  if (query.consistency === "all") {
+    // Every other region that may serve is asked for the members it owns, within the timeout.
+    const status = new Map(view?.entries.map((entry) => [entry.region, entry.status]));
+    const others = config.regions.filter(
+      (r) => r !== region && status.get(r) !== "dead" && status.get(r) !== "left",
+    );
+    const answers = await Promise.all(
+      others.map(async (other) => {
+        const stubThere = shardStub(c.env.SHARD, shardFor(room, other, config));
+        try {
+          const members = await withTimeout(
+            stubThere.localMembers(room),
+            config.replication.queryTimeoutMs,
+            `region ${other}`,
+          );
+          return { region: other, members };
+        } catch {
+          return { region: other, members: null };
+        }
+      }),
+    );
+    answer = mergeRegionAnswers(local, answers);
+  } else {
+    answer = { snapshot: local.snapshot, sources: localSources(local.sources, local.at) };
+  }
   try {
-    return c.json({ room, region, shard: shard.name, ...presencePage(snapshot, query) });
+    return c.json({
+      room,
+      region,
+      shard: shard.name,
+      consistency: query.consistency,
+      sources: answer.sources,
+      ...presencePage(answer.snapshot, query),
+    });
   } catch (error) {
     if (error instanceof BadCursor)
       throw new HttpError(400, "invalid_cursor", error.message, "cursor");

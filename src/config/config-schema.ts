@@ -227,6 +227,45 @@ export const membershipSchema = z
 
 export type MembershipSettings = z.infer<typeof membershipSchema>;
 
+/**
+ * Replication between regions (DESIGN.md, "Replication between regions"): how local changes
+ * are batched to peer regions, how often replicas repair each other, and when an idle replica
+ * leaves. Only a deployment with more than one region replicates.
+ */
+export const replicationSchema = z
+  .object({
+    /** Local changes gather this long before they go to every peer region as one batch (ms; 0: at once). */
+    batchMs: z.number().int().min(0).max(1_000).default(20),
+    /** Anti-entropy period of a replica with local clients: state vectors and members compared (ms). */
+    antiEntropyMs: z.number().int().min(100).max(600_000).default(5_000),
+    /** A replica without local clients for this long leaves the room's replica set (ms); the home and backup stay. */
+    idleLeaveMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(24 * 3600 * 1000)
+      .default(60_000),
+    /** A peer not heard from for this long is no longer sent to (ms); at least twice `antiEntropyMs`. */
+    peerExpiryMs: z.number().int().min(200).default(15_000),
+    /** A call to a peer region's shard unanswered this long counts as lost (anti-entropy repairs it) (ms). */
+    rpcTimeoutMs: z.number().int().min(10).max(60_000).default(2_000),
+    /** `?consistency=all` waits this long for each region's own members before answering without it (ms). */
+    queryTimeoutMs: z.number().int().min(10).max(30_000).default(1_000),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.peerExpiryMs < 2 * r.antiEntropyMs) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["peerExpiryMs"],
+        message:
+          "must be at least twice antiEntropyMs (active peers refresh each other once a period)",
+      });
+    }
+  });
+
+export type ReplicationSettings = z.infer<typeof replicationSchema>;
+
 export const haloConfigSchema = z
   .object({
     /** `development` allows conveniences (region override); `production` forbids them. */
@@ -243,6 +282,7 @@ export const haloConfigSchema = z
     auth: authSchema.default(authSchema.parse({})),
     presence: presenceSchema.default(presenceSchema.parse({})),
     membership: membershipSchema.default(membershipSchema.parse({})),
+    replication: replicationSchema.default(replicationSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -307,6 +347,7 @@ export interface HaloConfig {
   presence: PresenceSettings;
   /** Gossip settings, with `seeds` resolved (every configured region when none are named). */
   membership: MembershipSettings;
+  replication: ReplicationSettings;
 }
 
 export class ConfigError extends Error {
@@ -343,6 +384,7 @@ export function parseConfig(raw: unknown): HaloConfig {
       ...parsed.membership,
       seeds: parsed.membership.seeds.length > 0 ? parsed.membership.seeds : regions,
     },
+    replication: parsed.replication,
   };
 }
 

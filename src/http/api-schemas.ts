@@ -71,10 +71,24 @@ const usersPageSchema = z.object({
 /** One room's presence, as `presencePage` builds it. */
 export const presencePageSchema = z.union([countsSchema, membersPageSchema, usersPageSchema]);
 
+/** Which regions a presence answer came from, and how fresh each one's part is. */
+const sourcesSchema = {
+  consistency: z.enum(["local", "all"]),
+  sources: z.array(
+    z.object({
+      region: z.string(),
+      members: z.number().int(),
+      heardAt: z.number().nullable(),
+      ageMs: z.number().nullable(),
+      answered: z.boolean().optional(),
+    }),
+  ),
+};
+
 export const presenceResponseSchema = z.union([
-  countsSchema.extend(whereSchema),
-  membersPageSchema.extend(whereSchema),
-  usersPageSchema.extend(whereSchema),
+  countsSchema.extend(whereSchema).extend(sourcesSchema),
+  membersPageSchema.extend(whereSchema).extend(sourcesSchema),
+  usersPageSchema.extend(whereSchema).extend(sourcesSchema),
 ]);
 
 export const historyResponseSchema = z.object({

@@ -1,4 +1,5 @@
-import type { RoomSummary } from "../core/room-replica";
+import type { Region } from "../config/regions";
+import type { PresenceSource, RoomSummary } from "../core/room-replica";
 import type { Member, PresenceEvent, PresenceSnapshot } from "../presence/presence-schema";
 import type { HistoryQuery } from "../presence/presence-store";
 import type { ShardAddress } from "../routing/shard-router";
@@ -16,6 +17,12 @@ export interface ShardStub {
   ): Promise<{ version: number; events: PresenceEvent[] }>;
   document(room: string, since: Uint8Array | null): Promise<Uint8Array<ArrayBuffer>>;
   stats(): Promise<{ loadedRooms: number; sockets: number }>;
+  presenceView(
+    room: string,
+  ): Promise<{ snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number }>;
+  localMembers(room: string): Promise<Member[]>;
+  /** A replica message from a peer region's shard; returns the answers for it. */
+  replicate(region: Region, index: number, message: unknown): Promise<unknown[]>;
   storageStats(room: string): Promise<PersistenceStats>;
 }
 

@@ -20,6 +20,11 @@ export const presenceQuerySchema = z.object({
   cursor: z.string().min(1).max(512).optional(),
   /** `1`: counts only. */
   count: z.enum(["1", "true"]).optional(),
+  /**
+   * `local` (default): the nearest replica's global view, at once. `all`: every region that may
+   * serve is asked for its own members first (slower, fresher); the answer says who answered.
+   */
+  consistency: z.enum(["local", "all"]).default("local"),
 });
 export type PresenceQuery = z.infer<typeof presenceQuerySchema>;
 
@@ -38,7 +43,10 @@ export class BadCursor extends Error {
  * of the snapshot, so a member joining or leaving between two requests never shifts the
  * next page: keyset paging, not offsets.
  */
-export function presencePage(snapshot: PresenceSnapshot, query: PresenceQuery): PresencePage {
+export function presencePage(
+  snapshot: PresenceSnapshot,
+  query: Omit<PresenceQuery, "consistency">,
+): PresencePage {
   const members = snapshot.members.filter(
     (m) =>
       (query.userId === undefined || m.userId === query.userId) &&

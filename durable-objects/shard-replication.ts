@@ -1,0 +1,279 @@
+import type { HaloConfig } from "../src/config/config-schema";
+import type { Region } from "../src/config/regions";
+import type { RoomEffect, RoomReplica } from "../src/core/room-replica";
+import { directoryStub } from "../src/http/directory-stub";
+import { shardStub } from "../src/http/shard-stub";
+import {
+  addedLatencyMs,
+  type FaultPlan,
+  isPartitioned,
+  isStopped,
+  NO_FAULTS,
+} from "../src/membership/fault-plan";
+import { membershipViewSchema } from "../src/membership/membership-schema";
+import {
+  nextReplicaTick,
+  receiveReplicaMessage,
+  tickReplica,
+} from "../src/replication/replica-driver";
+import type { Addressed, ReplicaMessage } from "../src/replication/replica-messages";
+import { replicaMessageSchema } from "../src/replication/replication-schema";
+import { RoomLink } from "../src/replication/room-link";
+import { shardFor } from "../src/routing/shard-router";
+import { withTimeout } from "../src/util/with-timeout";
+
+/** What the shard lends its replication adapter. */
+export interface ReplicationHost {
+  ctx: DurableObjectState;
+  env: Env;
+  config: HaloConfig;
+  /** This shard's region, once known (from the Worker's headers or a peer's call). */
+  region(): Region | undefined;
+  /** The room, loaded from storage when needed. */
+  room(name: string): Promise<RoomReplica>;
+  /** The room if it is loaded. */
+  loaded(name: string): RoomReplica | undefined;
+  loadedNames(): string[];
+  run(room: RoomReplica, effects: RoomEffect[]): Promise<void>;
+  /** Moves the alarm earlier, to `at` (Unix ms). */
+  wake(at: number | null): Promise<void>;
+}
+
+/** The membership table as replication needs it, read from this region's directory. */
+interface TableView {
+  /** Regions that may serve (neither dead nor drained): home and backup come from these. */
+  candidates: Region[];
+  /** Regions declared dead: their members leave with `region_lost`. */
+  dead: Set<Region>;
+  faults: FaultPlan;
+  fetchedAt: number;
+}
+
+/** Replies to a reply are followed this deep; the protocol needs three (sync, sync, leave). */
+const MAX_CHAIN = 4;
+
+/**
+ * The shard's side of replication between regions: carries the pure cores' messages over
+ * Durable Object RPC to the peer region's shard for the room, reads the membership table from
+ * the region's directory, and times batches and anti-entropy. Everything it decides comes from
+ * `replica-driver.ts` and `room-link.ts`, which the simulator runs the same way.
+ *
+ * A batch window is timed with `setTimeout` (milliseconds, and the object is awake anyway);
+ * anti-entropy with the alarm. A timer lost to an eviction loses nothing: the change is in
+ * SQLite, and the next anti-entropy carries it.
+ */
+export class ShardReplication {
+  private readonly links = new Map<string, RoomLink>();
+  private table: TableView | null = null;
+  private batchTimer: ReturnType<typeof setTimeout> | null = null;
+  private batchTimerAt = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly host: ReplicationHost) {}
+
+  /** Only a deployment of several regions replicates. */
+  get enabled(): boolean {
+    return this.host.config.regions.length > 1;
+  }
+
+  /** After a local call into a room: its link learns the connection count, and due work goes out. */
+  async afterLocal(room: RoomReplica, now: number): Promise<void> {
+    const region = this.host.region();
+    if (!this.enabled || region === undefined) return;
+    const link = await this.linkFor(room.name, region, now);
+    link.noteConnections(room.connectionCount, now);
+    await this.schedule(room, link, now);
+  }
+
+  /** A peer region's message (RPC): applied, and the answers for the sender returned. */
+  async receive(message: ReplicaMessage, now: number): Promise<ReplicaMessage[]> {
+    const region = this.host.region();
+    if (region === undefined) return [];
+    const table = await this.currentTable(now);
+    if (isStopped(table.faults, region) || isStopped(table.faults, message.from as Region))
+      throw new Error(`region ${region} is stopped by fault injection`);
+    const replies = await this.deliver(message, region, now);
+    this.sendAll(
+      replies.filter((reply) => reply.to !== message.from),
+      1,
+    );
+    return replies.filter((reply) => reply.to === message.from).map((reply) => reply.message);
+  }
+
+  /**
+   * The alarm: the table is read again, a newly dead region's members leave every loaded room,
+   * and anti-entropy that is due goes out. Returns when replication next needs the alarm.
+   */
+  async onAlarm(now: number): Promise<number | null> {
+    const region = this.host.region();
+    if (!this.enabled || region === undefined || this.links.size === 0) return null;
+    const before = this.table?.dead ?? new Set<Region>();
+    const table = await this.currentTable(now, true);
+    for (const lost of table.dead) {
+      if (before.has(lost)) continue;
+      for (const name of this.host.loadedNames()) {
+        const room = this.host.loaded(name);
+        if (room) await this.host.run(room, room.regionLost(lost, now));
+      }
+    }
+    let next: number | null = null;
+    for (const [name, link] of this.links) {
+      link.setCandidates(table.candidates, now);
+      const room = link.active ? await this.host.room(name) : this.host.loaded(name);
+      if (!room) {
+        this.links.delete(name); // dormant and unloaded: nothing to keep
+        continue;
+      }
+      const due = nextReplicaTick(room, link);
+      if (due !== null && due <= now) this.sendAll(tickReplica(room, link, now), 0);
+      const after = nextReplicaTick(room, link);
+      if (after !== null && (next === null || after < next)) next = after;
+      if (!link.active && room.batchDueAt === null && room.connectionCount === 0)
+        this.links.delete(name);
+    }
+    return next;
+  }
+
+  private async linkFor(name: string, region: Region, now: number): Promise<RoomLink> {
+    let link = this.links.get(name);
+    if (!link) {
+      const { antiEntropyMs, idleLeaveMs, peerExpiryMs } = this.host.config.replication;
+      link = new RoomLink(name, region, { antiEntropyMs, idleLeaveMs, peerExpiryMs });
+      link.setCandidates((await this.currentTable(now)).candidates, now);
+      this.links.set(name, link);
+    }
+    return link;
+  }
+
+  private async deliver(
+    message: ReplicaMessage,
+    region: Region,
+    now: number,
+  ): Promise<Addressed[]> {
+    const table = await this.currentTable(now);
+    const room = await this.host.room(message.room);
+    const link = await this.linkFor(message.room, region, now);
+    const serves = (r: string) => !table.dead.has(r as Region);
+    const { effects, replies } = receiveReplicaMessage(room, link, message, now, serves);
+    await this.host.run(room, effects);
+    await this.schedule(room, link, now);
+    return replies;
+  }
+
+  /** Sends what is due now; times a batch window, and sets the alarm for anti-entropy. */
+  private async schedule(room: RoomReplica, link: RoomLink, now: number): Promise<void> {
+    const next = nextReplicaTick(room, link);
+    if (next === null) return;
+    if (next <= now) {
+      link.setCandidates((await this.currentTable(now)).candidates, now);
+      this.sendAll(tickReplica(room, link, now), 0);
+    }
+    const batchAt = room.batchDueAt;
+    if (batchAt !== null) this.armBatchTimer(batchAt, now);
+    await this.host.wake(link.nextTickAt);
+  }
+
+  private armBatchTimer(at: number, now: number): void {
+    if (this.batchTimer !== null && this.batchTimerAt <= at) return;
+    if (this.batchTimer !== null) clearTimeout(this.batchTimer);
+    this.batchTimerAt = at;
+    this.batchTimer = setTimeout(() => this.flushBatches(), Math.max(0, at - now));
+  }
+
+  /** The batch window ended: every room's waiting batch goes to its peers. */
+  private flushBatches(): void {
+    this.batchTimer = null;
+    this.batchTimerAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next: number | null = null;
+    for (const [name, link] of this.links) {
+      const room = this.host.loaded(name);
+      const due = room?.batchDueAt ?? null;
+      if (!room || due === null) continue;
+      if (due <= now) {
+        for (const out of tickReplica(room, link, now, true)) this.sendAll([out], 0);
+      } else if (next === null || due < next) {
+        next = due;
+      }
+    }
+    if (next !== null) this.armBatchTimer(next, now);
+  }
+
+  private sendAll(out: readonly Addressed[], depth: number): void {
+    for (const addressed of out) this.host.ctx.waitUntil(this.send(addressed, depth));
+  }
+
+  /** One message to the peer region's shard for the room; its answers are delivered here. A failure is a lost message. */
+  private async send({ to, message }: Addressed, depth: number): Promise<void> {
+    const region = this.host.region();
+    if (region === undefined) return;
+    const target = to as Region;
+    try {
+      const { faults } = await this.currentTable(Date.now());
+      if (isPartitioned(faults, region, target) || isStopped(faults, region)) return;
+      const delay = addedLatencyMs(faults, region, target);
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      const shard = shardFor(message.room, target, this.host.config);
+      const stub = shardStub(this.host.env.SHARD, shard);
+      const answers = replicaMessageSchema
+        .array()
+        .parse(
+          await withTimeout(
+            stub.replicate(target, shard.index, message),
+            this.host.config.replication.rpcTimeoutMs,
+            `shard ${shard.name}`,
+          ),
+        );
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      for (const answer of answers) {
+        const replies = await this.deliver(answer, region, Date.now());
+        if (depth + 1 < MAX_CHAIN) this.sendAll(replies, depth + 1);
+      }
+    } catch {
+      // Lost: the change is stored here, and the next anti-entropy with that region carries it.
+    }
+  }
+
+  /** This region's table, from its directory (reused for `membership.cacheMs`); configuration when it does not answer. */
+  private async currentTable(now: number, fresh = false): Promise<TableView> {
+    const cached = this.table;
+    const maxAge = fresh ? 0 : this.host.config.membership.cacheMs;
+    if (cached && now - cached.fetchedAt <= maxAge) return cached;
+    const region = this.host.region();
+    const { config, env } = this.host;
+    const configured = [...config.regions];
+    let next: TableView = {
+      candidates: configured,
+      dead: cached?.dead ?? new Set(),
+      faults: cached?.faults ?? NO_FAULTS,
+      fetchedAt: now,
+    };
+    if (region !== undefined) {
+      try {
+        const directory = directoryStub(env.DIRECTORY, region);
+        const timeout = config.membership.ackTimeoutMs;
+        const [view, faults] = await Promise.all([
+          withTimeout(directory.view(region), timeout, `directory ${region}`),
+          config.membership.faultInjection
+            ? withTimeout(directory.getFaults(region), timeout, `directory ${region}`)
+            : Promise.resolve(NO_FAULTS),
+        ]);
+        const entries = membershipViewSchema.parse(view).entries;
+        const status = new Map(entries.map((entry) => [entry.region, entry.status]));
+        next = {
+          // A region the table does not know yet may serve: it is configured and joining.
+          candidates: configured.filter((r) => {
+            const s = status.get(r);
+            return s === undefined || s === "alive" || s === "suspect";
+          }),
+          dead: new Set(configured.filter((r) => status.get(r) === "dead")),
+          faults,
+          fetchedAt: now,
+        };
+      } catch {
+        // No table: keep the last verdicts, serve from every configured region.
+      }
+    }
+    this.table = next;
+    return next;
+  }
+}
