@@ -11,6 +11,7 @@ import {
   NO_FAULTS,
 } from "../src/membership/fault-plan";
 import { membershipViewSchema } from "../src/membership/membership-schema";
+import type { Member } from "../src/presence/presence-schema";
 import {
   nextReplicaTick,
   receiveReplicaMessage,
@@ -47,6 +48,10 @@ interface TableView {
   dead: Set<Region>;
   faults: FaultPlan;
   fetchedAt: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Replies to a reply are followed this deep; the protocol needs three (sync, sync, leave). */
@@ -133,6 +138,42 @@ export class ShardReplication {
     return next;
   }
 
+  /**
+   * Asks each region's shard for the members it owns (`?consistency=all`), as a peer message
+   * would travel (fault injection included); a region that does not answer within `timeoutMs`
+   * gets `null`.
+   */
+  async askOwnMembers(
+    room: string,
+    regions: readonly Region[],
+    timeoutMs: number,
+  ): Promise<Array<{ region: Region; members: Member[] | null }>> {
+    const self = this.host.region();
+    const { faults } = await this.currentTable(Date.now());
+    return Promise.all(
+      regions.map(async (region) => {
+        if (
+          self !== undefined &&
+          (isPartitioned(faults, self, region) || isStopped(faults, region))
+        )
+          return { region, members: null };
+        const delay = self === undefined ? 0 : addedLatencyMs(faults, self, region);
+        const ask = async () => {
+          if (delay > 0) await sleep(delay);
+          const shard = shardFor(room, region, this.host.config);
+          const members = await shardStub(this.host.env.SHARD, shard).localMembers(room);
+          if (delay > 0) await sleep(delay);
+          return members;
+        };
+        try {
+          return { region, members: await withTimeout(ask(), timeoutMs, `region ${region}`) };
+        } catch {
+          return { region, members: null };
+        }
+      }),
+    );
+  }
+
   private async linkFor(name: string, region: Region, now: number): Promise<RoomLink> {
     let link = this.links.get(name);
     if (!link) {
@@ -211,7 +252,7 @@ export class ShardReplication {
       const { faults } = await this.currentTable(Date.now());
       if (isPartitioned(faults, region, target) || isStopped(faults, region)) return;
       const delay = addedLatencyMs(faults, region, target);
-      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      if (delay > 0) await sleep(delay);
       const shard = shardFor(message.room, target, this.host.config);
       const stub = shardStub(this.host.env.SHARD, shard);
       const answers = replicaMessageSchema
@@ -223,7 +264,7 @@ export class ShardReplication {
             `shard ${shard.name}`,
           ),
         );
-      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      if (delay > 0) await sleep(delay);
       for (const answer of answers) {
         const replies = await this.deliver(answer, region, Date.now());
         if (depth + 1 < MAX_CHAIN) this.sendAll(replies, depth + 1);

@@ -204,6 +204,22 @@ export class ShardDurableObject extends DurableObject<Env> {
     return { snapshot: room.presenceSnapshot(), sources: room.presenceSources(at), at };
   }
 
+  /**
+   * `?consistency=all`: this replica's view, and the members each of `regions` owns, asked of
+   * their own shards from here (the nearest replica gathers, one hop to each region).
+   */
+  async presenceAll(
+    name: string,
+    regions: Region[],
+  ): Promise<{
+    local: { snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number };
+    answers: Array<{ region: Region; members: Member[] | null }>;
+  }> {
+    const timeout = this.config.replication.queryTimeoutMs;
+    const answers = await this.replication.askOwnMembers(name, regions, timeout);
+    return { local: await this.presenceView(name), answers };
+  }
+
   /** The members this region owns (`?consistency=all` asks each region for its own). */
   async localMembers(name: string): Promise<Member[]> {
     return (await this.room(name)).localMembers();

@@ -30,7 +30,6 @@ import {
 import type { PresenceSnapshot } from "./presence/presence-schema";
 import type { RequestLocation } from "./routing/region-locator";
 import { shardFor } from "./routing/shard-router";
-import { withTimeout } from "./util/with-timeout";
 
 export { DirectoryDurableObject } from "../durable-objects/directory";
 export { ShardDurableObject } from "../durable-objects/shard";
@@ -171,32 +170,18 @@ app.all("/v1/rooms/:room", async (c) => {
 app.get("/v1/rooms/:room/presence", async (c) => {
   const query = parseQuery(presenceQuerySchema, c.req.query());
   const { room, region, shard, stub, view } = await restTarget(c);
-  const local = await stub.presenceView(room);
   const config = c.var.config;
   let answer: { snapshot: PresenceSnapshot; sources: SourceReport[] };
   if (query.consistency === "all") {
-    // Every other region that may serve is asked for the members it owns, within the timeout.
+    // Every other region that may serve is asked for the members it owns, by the nearest replica.
     const status = new Map(view?.entries.map((entry) => [entry.region, entry.status]));
     const others = config.regions.filter(
       (r) => r !== region && status.get(r) !== "dead" && status.get(r) !== "left",
     );
-    const answers = await Promise.all(
-      others.map(async (other) => {
-        const stubThere = shardStub(c.env.SHARD, shardFor(room, other, config));
-        try {
-          const members = await withTimeout(
-            stubThere.localMembers(room),
-            config.replication.queryTimeoutMs,
-            `region ${other}`,
-          );
-          return { region: other, members };
-        } catch {
-          return { region: other, members: null };
-        }
-      }),
-    );
+    const { local, answers } = await stub.presenceAll(room, others);
     answer = mergeRegionAnswers(local, answers);
   } else {
+    const local = await stub.presenceView(room);
     answer = { snapshot: local.snapshot, sources: localSources(local.sources, local.at) };
   }
   try {

@@ -41,6 +41,9 @@ const CHANGE_STEP = 2;
  */
 export const CLOCK_STEPS_PER_MS = 2 ** 6;
 
+/** Clocks from here up are relay clocks (a table loaded after 2001): a client's own count from 0. */
+const RELAY_CLOCK_MIN = 1_000_000_000_000 * CLOCK_STEPS_PER_MS;
+
 /**
  * The awareness states of one room, with ownership and the clock rules of the y-websocket
  * protocol. Pure: no timers (unlike y-protocols' `Awareness`, which starts an interval).
@@ -96,7 +99,8 @@ export class AwarenessTable {
       } else if (
         (record === undefined ||
           (record.owner === null &&
-            (record.region === undefined || mayTakeOver(entry.clientId)))) &&
+            (record.region === undefined ||
+              (entry.clock < RELAY_CLOCK_MIN && mayTakeOver(entry.clientId))))) &&
         entry.json !== NULL_STATE_JSON &&
         this.canClaim(connection)
       ) {

@@ -28,6 +28,7 @@ import { ProtocolError } from "../protocol/protocol-error";
 import { MemberVersions } from "../replication/member-versions";
 import type { MemberRecord } from "../replication/replica-messages";
 import { ReplicaOutbox } from "../replication/replica-outbox";
+import { murmur3x86_32 } from "../routing/hash";
 import {
   type CompactionThresholds,
   type PersistenceStats,
@@ -264,7 +265,15 @@ export class RoomReplica implements MessageTarget {
       connectionId: info.connectionId,
       frame: OutgoingMessage.syncStep1(Y.encodeStateVector(this.doc)),
     });
-    const present = this.awareness.snapshotForResync(info.connectionId);
+    // Another region's entry of this same user may be this client's own (it is moving region):
+    // at a relay clock it would adopt that older state over its own.
+    const present = this.awareness
+      .snapshotForResync(info.connectionId)
+      .filter(
+        (e) =>
+          this.awareness.heldLocally(e.clientId) ||
+          this.presence.member(e.clientId)?.userId !== info.identity.userId,
+      );
     if (present.length > 0) {
       this.emit({
         kind: "send",
@@ -603,6 +612,16 @@ export class RoomReplica implements MessageTarget {
       if (record) members.push(record);
     }
     return { stateVector, members, asOf: peers.versions.asOf };
+  }
+
+  /**
+   * A fingerprint of the document's delete set, which a state vector does not show: two
+   * replicas with equal vectors and equal fingerprints hold the same document, and anti-entropy
+   * sends nothing. (Yjs encodes a delete set canonically: clients sorted, ranges merged.)
+   */
+  deleteSetDigest(): number {
+    const ds = Y.createDeleteSetFromStructStore(this.doc.store);
+    return murmur3x86_32(Y.encodeSnapshot(Y.createSnapshot(ds, new Map())));
   }
 
   /** True when a holder of `stateVector` has every struct this replica has. */

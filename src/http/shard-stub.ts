@@ -21,6 +21,13 @@ export interface ShardStub {
     room: string,
   ): Promise<{ snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number }>;
   localMembers(room: string): Promise<Member[]>;
+  presenceAll(
+    room: string,
+    regions: Region[],
+  ): Promise<{
+    local: { snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number };
+    answers: Array<{ region: Region; members: Member[] | null }>;
+  }>;
   /** A replica message from a peer region's shard; returns the answers for it. */
   replicate(region: Region, index: number, message: unknown): Promise<unknown[]>;
   storageStats(room: string): Promise<PersistenceStats>;

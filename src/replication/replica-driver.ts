@@ -1,3 +1,4 @@
+import * as Y from "yjs";
 import type { RoomEffect, RoomReplica } from "../core/room-replica";
 import type { Addressed, ReplicaMessage, SyncMessage } from "./replica-messages";
 import type { RoomLink } from "./room-link";
@@ -37,7 +38,10 @@ export function receiveReplicaMessage(
     link.learnPeers(message.peers.filter(serves), nowMs);
   const { effects, diff } = room.applyPeerSync(from, message, nowMs, accept);
   const replies: Addressed[] = [];
-  if (diff !== null && carriesContent(diff)) {
+  // A diff without structs carries only the delete set: not worth sending when the sender's
+  // deletions are known to be the same.
+  const sameDeletions = message.deleteSetDigest === room.deleteSetDigest();
+  if (diff !== null && carriesContent(diff) && !(sameDeletions && !hasStructs(diff))) {
     replies.push({
       to: from,
       message: { type: "batch", room: room.name, from: link.region, update: diff, members: [] },
@@ -113,9 +117,18 @@ function syncMessage(
     asOf: state.asOf,
     reply: options.reply,
     peers: link.replicaSet(nowMs),
+    deleteSetDigest: room.deleteSetDigest(),
     ...(options.leaving ? { leaving: true } : {}),
     ...(options.update && carriesContent(options.update) ? { update: options.update } : {}),
   };
+}
+
+function hasStructs(update: Uint8Array): boolean {
+  try {
+    return Y.decodeUpdate(update).structs.length > 0;
+  } catch {
+    return true;
+  }
 }
 
 /** An update with no structs and an empty delete set changes nothing: not worth a message. */

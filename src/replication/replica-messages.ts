@@ -49,6 +49,10 @@ export interface SyncMessage {
   reply: boolean;
   peers?: string[];
   leaving?: boolean;
+  /** The sender's delete-set fingerprint: a receiver with the same one need not send its deletions. */
+  deleteSetDigest?: number;
+  /** With `leaving`: what the home lacks, from its state vector. */
+  update?: Uint8Array;
 }
 
 export type ReplicaMessage = BatchMessage | SyncMessage;

@@ -32,6 +32,7 @@ export const replicaMessageSchema = z.discriminatedUnion("type", [
     .object({
       ...base,
       type: z.literal("batch"),
+      deleteSetDigest: z.number().int().min(0).max(0xffff_ffff).optional(),
       update: bytes.optional(),
       members: z.array(memberRecordSchema).max(MAX_RECORDS_PER_MESSAGE),
     })
@@ -46,6 +47,8 @@ export const replicaMessageSchema = z.discriminatedUnion("type", [
       reply: z.boolean(),
       peers: z.array(regionSchema).max(16).optional(),
       leaving: z.boolean().optional(),
+      deleteSetDigest: z.number().int().min(0).max(0xffff_ffff).optional(),
+      update: bytes.optional(),
     })
     .strict(),
 ]) satisfies z.ZodType<ReplicaMessage>;
