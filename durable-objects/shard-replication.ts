@@ -1,16 +1,8 @@
 import type { HaloConfig } from "../src/config/config-schema";
 import type { Region } from "../src/config/regions";
 import type { RoomEffect, RoomReplica } from "../src/core/room-replica";
-import { directoryStub } from "../src/http/directory-stub";
 import { shardStub } from "../src/http/shard-stub";
-import {
-  addedLatencyMs,
-  type FaultPlan,
-  isPartitioned,
-  isStopped,
-  NO_FAULTS,
-} from "../src/membership/fault-plan";
-import { membershipViewSchema } from "../src/membership/membership-schema";
+import { addedLatencyMs, isPartitioned, isStopped } from "../src/membership/fault-plan";
 import type { Member } from "../src/presence/presence-schema";
 import {
   nextReplicaTick,
@@ -22,6 +14,7 @@ import { replicaMessageSchema } from "../src/replication/replication-schema";
 import { RoomLink } from "../src/replication/room-link";
 import { shardFor } from "../src/routing/shard-router";
 import { withTimeout } from "../src/util/with-timeout";
+import { RegionTables } from "./region-tables";
 
 /** What the shard lends its replication adapter. */
 export interface ReplicationHost {
@@ -38,16 +31,6 @@ export interface ReplicationHost {
   run(room: RoomReplica, effects: RoomEffect[]): Promise<void>;
   /** Moves the alarm earlier, to `at` (Unix ms). */
   wake(at: number | null): Promise<void>;
-}
-
-/** The membership table as replication needs it, read from this region's directory. */
-interface TableView {
-  /** Regions that may serve (neither dead nor drained): home and backup come from these. */
-  candidates: Region[];
-  /** Regions declared dead: their members leave with `region_lost`. */
-  dead: Set<Region>;
-  faults: FaultPlan;
-  fetchedAt: number;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -69,11 +52,13 @@ const MAX_CHAIN = 4;
  */
 export class ShardReplication {
   private readonly links = new Map<string, RoomLink>();
-  private table: TableView | null = null;
+  private readonly tables: RegionTables;
   private batchTimer: ReturnType<typeof setTimeout> | null = null;
   private batchTimerAt = Number.POSITIVE_INFINITY;
 
-  constructor(private readonly host: ReplicationHost) {}
+  constructor(private readonly host: ReplicationHost) {
+    this.tables = new RegionTables(host.env, host.config, host.region);
+  }
 
   /** Only a deployment of several regions replicates. */
   get enabled(): boolean {
@@ -93,7 +78,7 @@ export class ShardReplication {
   async receive(message: ReplicaMessage, now: number): Promise<ReplicaMessage[]> {
     const region = this.host.region();
     if (region === undefined) return [];
-    const table = await this.currentTable(now);
+    const table = await this.tables.current(now);
     if (isStopped(table.faults, region) || isStopped(table.faults, message.from as Region))
       throw new Error(`region ${region} is stopped by fault injection`);
     const replies = await this.deliver(message, region, now);
@@ -111,8 +96,8 @@ export class ShardReplication {
   async onAlarm(now: number): Promise<number | null> {
     const region = this.host.region();
     if (!this.enabled || region === undefined || this.links.size === 0) return null;
-    const before = this.table?.dead ?? new Set<Region>();
-    const table = await this.currentTable(now, true);
+    const before = this.tables.lastDead();
+    const table = await this.tables.current(now, true);
     for (const lost of table.dead) {
       if (before.has(lost)) continue;
       for (const name of this.host.loadedNames()) {
@@ -149,7 +134,7 @@ export class ShardReplication {
     timeoutMs: number,
   ): Promise<Array<{ region: Region; members: Member[] | null }>> {
     const self = this.host.region();
-    const { faults } = await this.currentTable(Date.now());
+    const { faults } = await this.tables.current(Date.now());
     return Promise.all(
       regions.map(async (region) => {
         if (
@@ -179,7 +164,7 @@ export class ShardReplication {
     if (!link) {
       const { antiEntropyMs, idleLeaveMs, peerExpiryMs } = this.host.config.replication;
       link = new RoomLink(name, region, { antiEntropyMs, idleLeaveMs, peerExpiryMs });
-      link.setCandidates((await this.currentTable(now)).candidates, now);
+      link.setCandidates((await this.tables.current(now)).candidates, now);
       this.links.set(name, link);
     }
     return link;
@@ -190,7 +175,7 @@ export class ShardReplication {
     region: Region,
     now: number,
   ): Promise<Addressed[]> {
-    const table = await this.currentTable(now);
+    const table = await this.tables.current(now);
     const room = await this.host.room(message.room);
     const link = await this.linkFor(message.room, region, now);
     const serves = (r: string) => !table.dead.has(r as Region);
@@ -205,7 +190,7 @@ export class ShardReplication {
     const next = nextReplicaTick(room, link);
     if (next === null) return;
     if (next <= now) {
-      link.setCandidates((await this.currentTable(now)).candidates, now);
+      link.setCandidates((await this.tables.current(now)).candidates, now);
       this.sendAll(tickReplica(room, link, now), 0);
     }
     const batchAt = room.batchDueAt;
@@ -249,7 +234,7 @@ export class ShardReplication {
     if (region === undefined) return;
     const target = to as Region;
     try {
-      const { faults } = await this.currentTable(Date.now());
+      const { faults } = await this.tables.current(Date.now());
       if (isPartitioned(faults, region, target) || isStopped(faults, region)) return;
       const delay = addedLatencyMs(faults, region, target);
       if (delay > 0) await sleep(delay);
@@ -272,49 +257,5 @@ export class ShardReplication {
     } catch {
       // Lost: the change is stored here, and the next anti-entropy with that region carries it.
     }
-  }
-
-  /** This region's table, from its directory (reused for `membership.cacheMs`); configuration when it does not answer. */
-  private async currentTable(now: number, fresh = false): Promise<TableView> {
-    const cached = this.table;
-    const maxAge = fresh ? 0 : this.host.config.membership.cacheMs;
-    if (cached && now - cached.fetchedAt <= maxAge) return cached;
-    const region = this.host.region();
-    const { config, env } = this.host;
-    const configured = [...config.regions];
-    let next: TableView = {
-      candidates: configured,
-      dead: cached?.dead ?? new Set(),
-      faults: cached?.faults ?? NO_FAULTS,
-      fetchedAt: now,
-    };
-    if (region !== undefined) {
-      try {
-        const directory = directoryStub(env.DIRECTORY, region);
-        const timeout = config.membership.ackTimeoutMs;
-        const [view, faults] = await Promise.all([
-          withTimeout(directory.view(region), timeout, `directory ${region}`),
-          config.membership.faultInjection
-            ? withTimeout(directory.getFaults(region), timeout, `directory ${region}`)
-            : Promise.resolve(NO_FAULTS),
-        ]);
-        const entries = membershipViewSchema.parse(view).entries;
-        const status = new Map(entries.map((entry) => [entry.region, entry.status]));
-        next = {
-          // A region the table does not know yet may serve: it is configured and joining.
-          candidates: configured.filter((r) => {
-            const s = status.get(r);
-            return s === undefined || s === "alive" || s === "suspect";
-          }),
-          dead: new Set(configured.filter((r) => status.get(r) === "dead")),
-          faults,
-          fetchedAt: now,
-        };
-      } catch {
-        // No table: keep the last verdicts, serve from every configured region.
-      }
-    }
-    this.table = next;
-    return next;
   }
 }
