@@ -4,11 +4,15 @@ import type { MemberRecord } from "./replica-messages";
 /**
  * What a replica has to send its peers, gathered over one batch window: local document
  * updates (merged into one when taken) and the latest record of each local member that changed.
+ * The window throttles with a leading edge: a change after a quiet window goes out at once,
+ * and changes that follow within `windowMs` of a send wait for the window's end and go as one.
+ * A sparse edit pays no batching delay; a busy room sends at most one batch per window.
  */
 export class ReplicaOutbox {
   private updates: Uint8Array[] = [];
   private records = new Map<number, MemberRecord>();
   private since: number | null = null;
+  private lastSentAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly windowMs: number) {}
 
@@ -25,7 +29,7 @@ export class ReplicaOutbox {
 
   /** When the waiting batch is due (Unix ms), or null when nothing waits. */
   get dueAt(): number | null {
-    return this.since === null ? null : this.since + this.windowMs;
+    return this.since === null ? null : Math.max(this.since, this.lastSentAt + this.windowMs);
   }
 
   /** The batch, once its window has passed (`force`: at once); null when nothing is due. */
@@ -42,6 +46,7 @@ export class ReplicaOutbox {
     this.updates = [];
     this.records = new Map();
     this.since = null;
+    this.lastSentAt = nowMs;
     return { ...(update ? { update } : {}), members };
   }
 }

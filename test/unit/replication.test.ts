@@ -1170,7 +1170,7 @@ describe("ReplicaOutbox", () => {
     expect(outbox.take(T0 + 2)).toEqual({ members: [record(3, 8)] });
   });
 
-  it("batchMs 0: due at once; batchMs 20: due 20 ms after the first change, or when forced", () => {
+  it("batchMs 0: due at once; batchMs 20: a change after a quiet window at once, the ones after it at the window's end, or when forced", () => {
     const now = new ReplicaOutbox(0);
     expect(now.dueAt).toBeNull();
     expect(now.take(T0)).toBeNull();
@@ -1178,31 +1178,40 @@ describe("ReplicaOutbox", () => {
     expect(now.dueAt).toBe(T0);
     expect(now.take(T0)).not.toBeNull();
     expect(now.dueAt).toBeNull();
+    now.addRecord(record(1, 2), T0);
+    expect(now.dueAt).toBe(T0); // a zero window never holds anything back
 
     const windowed = new ReplicaOutbox(20);
     windowed.addRecord(record(1, 1), T0);
-    windowed.addRecord(record(1, 2), T0 + 15); // the window does not slide
+    expect(windowed.dueAt).toBe(T0); // the leading edge: nothing was sent in the last window
+    expect(windowed.take(T0)?.members).toEqual([record(1, 1)]);
+    windowed.addRecord(record(1, 2), T0 + 5);
+    windowed.addRecord(record(1, 3), T0 + 15); // the window does not slide
     expect(windowed.dueAt).toBe(T0 + 20);
     expect(windowed.take(T0 + 19)).toBeNull();
-    expect(windowed.take(T0 + 20)?.members).toEqual([record(1, 2)]);
-    windowed.addRecord(record(1, 3), T0 + 30);
+    expect(windowed.take(T0 + 20)?.members).toEqual([record(1, 3)]);
+    windowed.addRecord(record(1, 4), T0 + 30);
+    expect(windowed.dueAt).toBe(T0 + 40);
     expect(windowed.take(T0 + 31)).toBeNull();
-    expect(windowed.take(T0 + 31, true)?.members).toEqual([record(1, 3)]);
+    expect(windowed.take(T0 + 31, true)?.members).toEqual([record(1, 4)]);
     expect(windowed.dueAt).toBeNull();
+    windowed.addRecord(record(1, 5), T0 + 100); // quiet for a window: at once again
+    expect(windowed.dueAt).toBe(T0 + 100);
   });
 
-  it("in a room: batchDueAt follows the window; takeBatch sends nothing before it ends", () => {
+  it("in a room: batchDueAt follows the window (leading edge); takeBatch sends nothing before it ends", () => {
     const site = new Site("wnam", T0, { batchMs: 20 });
     const ada = stockClient({ name: "ada" }, 101);
     expect(site.room.batchDueAt).toBeNull();
     site.connect("a", ada, T0);
-    expect(site.room.batchDueAt).toBe(T0 + 20);
+    expect(site.room.batchDueAt).toBe(T0); // the first change after a quiet window: at once
+    expect(site.room.takeBatch(T0)?.members.map((r) => r.clientId)).toEqual([101]);
     ada.type(0, "x");
     site.pump(T0 + 5);
     expect(site.room.batchDueAt).toBe(T0 + 20);
     expect(site.room.takeBatch(T0 + 19)).toBeNull();
     const taken = site.room.takeBatch(T0 + 20);
-    expect(taken?.members.map((r) => r.clientId)).toEqual([101]);
+    expect(taken?.members).toEqual([]);
     expect(taken?.update).toBeDefined();
     expect(site.room.batchDueAt).toBeNull();
     // tickReplica with the window open sends no batch; forced, it does.
