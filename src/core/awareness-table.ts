@@ -73,6 +73,16 @@ export class AwarenessTable {
 
   /** Relay clocks of this table start here: above every clock an earlier load of the room relayed. */
   private readonly clockFloor: number;
+  /**
+   * Set by `advance` (replicating rooms only; 0 otherwise): `now × 64`, below which no change
+   * is relayed and no snapshot entry is handed out. A client that moved from another region's
+   * replica holds the clocks that replica relayed, from its own, unrelated sequence (loaded at
+   * another time); the stock client ignores every entry not above them, so here it would see
+   * none of the others until our clocks caught up, which they never do. Relay clocks that follow
+   * time (as a hybrid logical clock) are above anything relayed anywhere earlier, given clocks in
+   * sync across regions and the rate `CLOCK_STEPS_PER_MS` allows (found by the simulator).
+   */
+  private timeFloor = 0;
 
   /** `loadedAtMs`: when the room was loaded, in Unix milliseconds (time is passed in). */
   constructor(
@@ -80,6 +90,11 @@ export class AwarenessTable {
     loadedAtMs = 0,
   ) {
     this.clockFloor = Math.floor(loadedAtMs) * CLOCK_STEPS_PER_MS;
+  }
+
+  /** Relay clocks follow time from here on (`timeFloor`): the room calls this with each call's time. */
+  advance(nowMs: number): void {
+    this.timeFloor = Math.max(this.timeFloor, Math.floor(nowMs) * CLOCK_STEPS_PER_MS);
   }
 
   /**
@@ -124,7 +139,7 @@ export class AwarenessTable {
       if (record.json !== NULL_STATE_JSON) {
         // + 1 as the reference server does: enough even for a connection that got the `+ 1` of a
         // snapshot, since y-protocols accepts a null at an equal clock.
-        record.clock += 1;
+        record.clock = Math.max(record.clock, this.timeFloor) + 1;
         record.json = NULL_STATE_JSON;
         removed.push({ clientId, clock: record.clock, json: NULL_STATE_JSON });
       }
@@ -143,12 +158,13 @@ export class AwarenessTable {
     if (json === null || json === NULL_STATE_JSON) {
       if (record === undefined || record.json === NULL_STATE_JSON) return null;
       delete record.region;
-      record.clock += 1; // as a local close: y-protocols accepts a null at an equal clock
+      // As a local close: y-protocols accepts a null at an equal clock.
+      record.clock = Math.max(record.clock, this.timeFloor) + 1;
       record.json = NULL_STATE_JSON;
       return { clientId, clock: record.clock, json: NULL_STATE_JSON };
     }
     if (record?.json === json && record.region === region) return null;
-    const clock = Math.max(this.clockFloor, record?.clock ?? 0) + CHANGE_STEP;
+    const clock = Math.max(this.clockFloor, this.timeFloor, record?.clock ?? 0) + CHANGE_STEP;
     this.records.set(clientId, { clock, ownerClock: 0, json, owner: null, region });
     return { clientId, clock, json };
   }
@@ -201,11 +217,16 @@ export class AwarenessTable {
    * clocks of the peers it dropped on disconnect and ignores an equal one, so it would not see
    * them until their next 15 s renewal. The asker's own entries are left out: it knows them,
    * and at a relay clock above its own it would adopt them over its newer local state.
+   * A replicating room first raises a clock below `timeFloor` to it (the asker may come from
+   * another region), which keeps the invariant: no connection holds more than relay clock + 1.
    */
   snapshotForResync(asker: ConnectionId): AwarenessEntry[] {
     const entries: AwarenessEntry[] = [];
     for (const [clientId, record] of this.records) {
       if (record.json !== NULL_STATE_JSON && record.owner !== asker) {
+        // (An owner's attachment may then hold a lower clock: after a wake-up, `timeFloor` is
+        // above every clock handed out before, so its next change is relayed above them anyway.)
+        record.clock = Math.max(record.clock, this.timeFloor);
         entries.push({ clientId, clock: record.clock + 1, json: record.json });
       }
     }
@@ -241,7 +262,7 @@ export class AwarenessTable {
     if (entry.clock <= record.ownerClock && entry.json === record.json) return; // a duplicate
     // Frames over one socket arrive in order, so the owner's latest frame is its latest intent.
     record.ownerClock = entry.clock;
-    record.clock += CHANGE_STEP;
+    record.clock = Math.max(record.clock, this.timeFloor) + CHANGE_STEP;
     record.json = entry.json;
     this.changed(record, entry, result);
   }
@@ -254,7 +275,7 @@ export class AwarenessTable {
   ): void {
     // Others may hold this clientID's previous relay clock (+ 1 after a snapshot or a removal);
     // if this load of the room never saw it, it was relayed by an earlier load, below the floor.
-    const clock = Math.max(this.clockFloor, previous?.clock ?? 0) + CHANGE_STEP;
+    const clock = Math.max(this.clockFloor, this.timeFloor, previous?.clock ?? 0) + CHANGE_STEP;
     // A claim replaces whatever another region held under this clientID (no `region`).
     const record: AwarenessRecord = {
       clock,

@@ -26,7 +26,7 @@ import { decodeIncomingMessage, type IncomingLimits } from "../protocol/incoming
 import { OutgoingMessage } from "../protocol/outgoing-message";
 import { ProtocolError } from "../protocol/protocol-error";
 import { MemberVersions } from "../replication/member-versions";
-import type { MemberRecord } from "../replication/replica-messages";
+import type { MemberRecord, OutrankedRecord } from "../replication/replica-messages";
 import { ReplicaOutbox } from "../replication/replica-outbox";
 import { murmur3x86_32 } from "../routing/hash";
 import {
@@ -143,6 +143,8 @@ export class RoomReplica implements MessageTarget {
    * hibernates only after it went quiet, by which time its bucket had refilled anyway.
    */
   private readonly buckets = new Map<ConnectionId, TokenBucket>();
+  /** Per new connection, the entries its snapshot held back until it announces itself (`connect`). */
+  private readonly heldBack = new Map<ConnectionId, Set<number>>();
   private readonly persistence: RoomPersistence;
   private readonly limits: RoomLimits;
   /** Set by `open` once the live connections are known. */
@@ -174,11 +176,19 @@ export class RoomReplica implements MessageTarget {
           outbox: new ReplicaOutbox(deps.replication.batchMs),
           changed: new Map(),
           heardAt: new Map(),
+          waiting: [],
         }
       : null;
     this.doc.on("update", (update: Uint8Array, origin: unknown) =>
       this.onDocumentUpdate(update, origin),
     );
+    this.setNow(nowMs);
+  }
+
+  /** The time of the current call; a replicating room's relay clocks follow it (awareness-table.ts, `advance`). */
+  private setNow(nowMs: number): void {
+    this.nowMs = nowMs;
+    if (this.peers) this.awareness.advance(nowMs);
   }
 
   /**
@@ -248,7 +258,7 @@ export class RoomReplica implements MessageTarget {
    * and the presence snapshot if it subscribed. `info.joinedAt` is the time of the call.
    */
   connect(info: ConnectionInfo): RoomEffect[] {
-    this.nowMs = info.joinedAt;
+    this.setNow(info.joinedAt);
     const { maxConnectionsPerRoom } = this.limits;
     if (this.connections.size >= maxConnectionsPerRoom) {
       this.emit({
@@ -266,14 +276,17 @@ export class RoomReplica implements MessageTarget {
       frame: OutgoingMessage.syncStep1(Y.encodeStateVector(this.doc)),
     });
     // Another region's entry of this same user may be this client's own (it is moving region):
-    // at a relay clock it would adopt that older state over its own.
-    const present = this.awareness
-      .snapshotForResync(info.connectionId)
-      .filter(
-        (e) =>
-          this.awareness.heldLocally(e.clientId) ||
-          this.presence.member(e.clientId)?.userId !== info.identity.userId,
-      );
+    // at a relay clock it would adopt that older state over its own. Which one is its own is
+    // known once it announces itself, so those entries wait until then (releaseHeldBack): the
+    // user's other tabs and devices are entries like any other (found by the simulator).
+    const present: AwarenessEntry[] = [];
+    const heldBack = new Set<number>();
+    for (const e of this.awareness.snapshotForResync(info.connectionId)) {
+      const sameUser = this.presence.member(e.clientId)?.userId === info.identity.userId;
+      if (!this.awareness.heldLocally(e.clientId) && sameUser) heldBack.add(e.clientId);
+      else present.push(e);
+    }
+    if (heldBack.size > 0) this.heldBack.set(info.connectionId, heldBack);
     if (present.length > 0) {
       this.emit({
         kind: "send",
@@ -299,7 +312,7 @@ export class RoomReplica implements MessageTarget {
    */
   receive(connectionId: ConnectionId, frame: Uint8Array, nowMs: number): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
-    this.nowMs = nowMs;
+    this.setNow(nowMs);
     if (!this.withinRate(connectionId, nowMs)) {
       const { messagesPerSecond, messageBurst } = this.limits;
       this.closeConnection(
@@ -342,7 +355,7 @@ export class RoomReplica implements MessageTarget {
     nowMs: number,
   ): RoomEffect[] {
     if (!this.connections.has(connectionId)) return [];
-    this.nowMs = nowMs;
+    this.setNow(nowMs);
     this.closeConnection(connectionId, code, reason);
     return this.flush();
   }
@@ -352,7 +365,7 @@ export class RoomReplica implements MessageTarget {
    * members leave at once after a clean close, and get the disconnect grace otherwise.
    */
   disconnect(connectionId: ConnectionId, clean: boolean, nowMs: number): RoomEffect[] {
-    this.nowMs = nowMs;
+    this.setNow(nowMs);
     if (this.connections.has(connectionId)) this.removeConnection(connectionId, clean);
     return this.flush();
   }
@@ -411,7 +424,10 @@ export class RoomReplica implements MessageTarget {
   }
 
   applyClientAwareness(connectionId: ConnectionId, entries: readonly AwarenessEntry[]): void {
-    if (!this.hasRight(connectionId, "presence")) return; // dropped: a reader may still relay others' entries
+    if (!this.hasRight(connectionId, "presence")) {
+      this.releaseHeldBack(connectionId); // it claims nothing: every entry held back is another's
+      return; // dropped: a reader may still relay others' entries
+    }
     const userId = this.connections.get(connectionId)?.identity.userId;
     // Another region's member may be taken over by the same user: its client moved region.
     const result = this.awareness.applyFromConnection(
@@ -443,6 +459,23 @@ export class RoomReplica implements MessageTarget {
       }
       this.wakeFor(this.presence.nextFlush());
     }
+    this.releaseHeldBack(connectionId);
+  }
+
+  /**
+   * After a connection's first awareness frame: the entries held back at connect (other
+   * regions' entries of its user) that it did not claim as its own are another tab's or
+   * device's, and are sent now, as the snapshot would have.
+   */
+  private releaseHeldBack(connectionId: ConnectionId): void {
+    const ids = this.heldBack.get(connectionId);
+    if (!ids) return;
+    this.heldBack.delete(connectionId);
+    const entries = this.awareness
+      .snapshotForResync(connectionId)
+      .filter((e) => ids.has(e.clientId) && !this.awareness.heldLocally(e.clientId));
+    if (entries.length > 0)
+      this.emit({ kind: "send", connectionId, frame: OutgoingMessage.awareness(entries) });
   }
 
   applyControl(connectionId: ConnectionId, message: ControlMessage): void {
@@ -551,10 +584,10 @@ export class RoomReplica implements MessageTarget {
   ): RoomEffect[] {
     const peers = this.peers;
     if (!peers) return [];
-    this.nowMs = nowMs;
+    this.setNow(nowMs);
     peers.heardAt.set(from, nowMs);
     this.guarded(() => {
-      if (batch.update) this.applyPeerUpdate(from, batch.update);
+      if (batch.update) this.applyPeerUpdate(peers, from, batch.update);
       if (acceptMembers) this.applyRecords(peers, from, batch.members);
     });
     return this.flush();
@@ -567,18 +600,25 @@ export class RoomReplica implements MessageTarget {
    */
   applyPeerSync(
     from: string,
-    sync: SyncState & { update?: Uint8Array },
+    sync: SyncState & { update?: Uint8Array; outranked?: readonly OutrankedRecord[] },
     nowMs: number,
     acceptMembers = true,
-  ): { effects: RoomEffect[]; diff: Uint8Array | null } {
+  ): { effects: RoomEffect[]; diff: Uint8Array | null; outranked: OutrankedRecord[] } {
     const peers = this.peers;
-    if (!peers) return { effects: [], diff: null };
-    this.nowMs = nowMs;
+    if (!peers) return { effects: [], diff: null, outranked: [] };
+    this.setNow(nowMs);
     peers.heardAt.set(from, nowMs);
+    const outranked: OutrankedRecord[] = [];
     this.guarded(() => {
-      if (sync.update) this.applyPeerUpdate(from, sync.update);
+      if (sync.update) this.applyPeerUpdate(peers, from, sync.update);
       if (!acceptMembers) return;
-      this.applyRecords(peers, from, sync.members);
+      for (const { clientId, version } of sync.outranked ?? []) {
+        // The peer holds a later record of another region for a client whose live connection
+        // is here: ours is numbered above it (whoever sent this, it only renumbers our own).
+        peers.versions.observe(version);
+        if (this.awareness.heldLocally(clientId)) peers.changed.set(clientId, null);
+      }
+      outranked.push(...this.applyRecords(peers, from, sync.members));
       const listed = new Set(sync.members.map((record) => record.clientId));
       for (const clientId of peers.versions.ownedBy(from)) {
         const held = peers.versions.of(clientId);
@@ -593,7 +633,7 @@ export class RoomReplica implements MessageTarget {
     } catch {
       diff = null; // a vector Yjs cannot read: nothing to send for it
     }
-    return { effects: this.flush(), diff };
+    return { effects: this.flush(), diff, outranked };
   }
 
   /** This replica's side of anti-entropy: its state vector and every member its region owns. */
@@ -637,7 +677,7 @@ export class RoomReplica implements MessageTarget {
   regionLost(region: string, nowMs: number): RoomEffect[] {
     const peers = this.peers;
     if (!peers || region === peers.region) return [];
-    this.nowMs = nowMs;
+    this.setNow(nowMs);
     const relay: AwarenessEntry[] = [];
     for (const clientId of peers.versions.loseRegion(region)) {
       const entry = this.awareness.applyRemote(clientId, region, null);
@@ -663,29 +703,88 @@ export class RoomReplica implements MessageTarget {
     }));
   }
 
+  /** The other regions whose members this replica holds (replication asks them, see RoomLink). */
+  memberRegions(): string[] {
+    const regions = this.presence.regions();
+    if (this.peers) regions.delete(this.peers.region);
+    return [...regions].sort();
+  }
+
   /** The members this region owns: what `?consistency=all` asks each region for. */
   localMembers(): Member[] {
     const ids = new Set(this.presence.localClientIds());
     return this.presence.memberList().filter((member) => ids.has(member.clientId));
   }
 
-  private applyPeerUpdate(from: string, update: Uint8Array): void {
-    const origin: ChangeOrigin = { kind: "peer", region: from };
-    try {
-      Y.applyUpdate(this.doc, update, origin);
-    } catch (error) {
-      if (error instanceof StorageFailure) throw error;
-      // A peer's update Yjs cannot read changes nothing; anti-entropy brings the real content.
+  /**
+   * A peer's update, applied once everything it builds on is here. Delivery is unordered and
+   * lossy, so an update may arrive before one it depends on (a batch overtaken, or lost until
+   * anti-entropy repairs it). Yjs would keep it pending inside the document and merge the pending
+   * part into every later encoding, the sync step 2 sent to clients included; a client's next
+   * step 2 (after a reconnect, in any region) then carries that gap, and `applyClientUpdate`
+   * refuses it and closes the socket, again on every retry (found by the replication simulator).
+   * So it waits here, outside the document, until what it lacks arrives.
+   */
+  private applyPeerUpdate(peers: PeerState, from: string, update: Uint8Array): void {
+    peers.waiting.push({ from, update });
+    // Each update applied may complete others that wait.
+    for (let progress = true; progress; ) {
+      progress = false;
+      for (const [index, entry] of peers.waiting.entries()) {
+        let fresh: Uint8Array;
+        let decoded: ReturnType<typeof Y.decodeUpdate>;
+        try {
+          fresh = Y.diffUpdate(entry.update, Y.encodeStateVector(this.doc));
+          decoded = Y.decodeUpdate(fresh);
+        } catch {
+          // An update Yjs cannot read changes nothing; anti-entropy brings the real content.
+          peers.waiting.splice(index, 1);
+          progress = true;
+          break;
+        }
+        if (missingDependency(this.doc, decoded) !== null) continue;
+        peers.waiting.splice(index, 1);
+        progress = true;
+        if (decoded.structs.length > 0 || decoded.ds.clients.size > 0) {
+          const origin: ChangeOrigin = { kind: "peer", region: entry.from };
+          try {
+            Y.applyUpdate(this.doc, fresh, origin);
+          } catch (error) {
+            if (error instanceof StorageFailure) throw error;
+          }
+        }
+        break;
+      }
     }
+    // Anti-entropy repairs whatever is dropped here: the oldest wait longest, they go first.
+    if (peers.waiting.length > MAX_WAITING_UPDATES)
+      peers.waiting.splice(0, peers.waiting.length - MAX_WAITING_UPDATES);
   }
 
-  private applyRecords(peers: PeerState, from: string, records: readonly MemberRecord[]): void {
+  /**
+   * Applies a peer's records of its own members; returns those outranked here by another
+   * region's record. Their sender may hold the client's live connection (it moved there while
+   * the other region, not hearing of it, ended its grace later): only it can settle that, by
+   * numbering its record above, and it would never learn otherwise, since anti-entropy carries
+   * each region's own members only (found by the simulator).
+   */
+  private applyRecords(
+    peers: PeerState,
+    from: string,
+    records: readonly MemberRecord[],
+  ): OutrankedRecord[] {
     const relay: AwarenessEntry[] = [];
+    const outranked: OutrankedRecord[] = [];
     for (const record of records) {
       // A region speaks only for its own members (invariant 4).
       if (record.region !== from || (record.member && record.member.region !== from)) continue;
       peers.versions.observe(record.version);
-      if (!peers.versions.outranks(record)) continue;
+      if (!peers.versions.outranks(record)) {
+        const held = peers.versions.of(record.clientId);
+        if (held && held.region !== from && !held.lost)
+          outranked.push({ clientId: record.clientId, version: held.version });
+        continue;
+      }
       if (this.awareness.heldLocally(record.clientId)) {
         // A live local connection holds this client: its claim stands. A stale leave or grace
         // from the region it came from is answered with a record numbered above it.
@@ -710,6 +809,7 @@ export class RoomReplica implements MessageTarget {
       );
     }
     if (relay.length > 0) this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(relay) });
+    return outranked;
   }
 
   private dropRemote(clientId: number, region: string, reason: LeaveReason): void {
@@ -750,9 +850,14 @@ export class RoomReplica implements MessageTarget {
 
   /** Numbers this call's changes to local members and puts them in the outbox. */
   private recordLocalChanges(peers: PeerState): void {
+    // Members of this region that left in this call: theirs is a tombstone even when the
+    // versions never knew them (a grace that ran out while the room was unloaded ends as the
+    // room loads, before anything was numbered; peers would keep the member otherwise).
+    const left = new Set<number>();
     for (const event of this.presenceEvents) {
       if (!("member" in event) || event.member.region !== peers.region) continue;
       const reason = event.type === "member.leave" ? event.reason : null;
+      if (reason !== null) left.add(event.member.clientId);
       peers.changed.set(
         event.member.clientId,
         reason ?? peers.changed.get(event.member.clientId) ?? null,
@@ -762,7 +867,8 @@ export class RoomReplica implements MessageTarget {
       const held = peers.versions.of(clientId);
       const member = this.presence.member(clientId);
       // A tombstone only for a member this region owned; nothing for another region's.
-      if (!member && held?.region !== peers.region) continue;
+      if (!member && held?.region !== peers.region && !(left.has(clientId) && held === undefined))
+        continue;
       const version = peers.versions.next();
       const record = this.localRecord(peers, clientId, version, reason ?? "left");
       if (!record) continue;
@@ -791,7 +897,7 @@ export class RoomReplica implements MessageTarget {
    * presence updates. Returns the effects and when the room next has work (for the alarm).
    */
   expire(nowMs: number): { effects: RoomEffect[]; nextDeadline: number | null } {
-    this.nowMs = nowMs;
+    this.setNow(nowMs);
     let nextExpiry: number | null = null;
     for (const [connectionId, info] of this.connections) {
       const expiresAt = info.identity.expiresAt;
@@ -863,6 +969,7 @@ export class RoomReplica implements MessageTarget {
   private removeConnection(connectionId: ConnectionId, clean: boolean): void {
     this.connections.delete(connectionId);
     this.buckets.delete(connectionId);
+    this.heldBack.delete(connectionId);
     const removed = this.awareness.removeConnection(connectionId);
     if (removed.length > 0)
       this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(removed) });
@@ -945,7 +1052,12 @@ interface PeerState {
   changed: Map<number, LeaveReason | null>;
   /** When each peer region was last heard from (Unix ms). */
   heardAt: Map<string, number>;
+  /** Peers' updates that depend on content not here yet, oldest first (`applyPeerUpdate`). */
+  waiting: Array<{ from: string; update: Uint8Array }>;
 }
+
+/** Peers' updates kept waiting for what they depend on; anti-entropy repairs any dropped beyond. */
+const MAX_WAITING_UPDATES = 64;
 
 function earliest(a: number | null, b: number | null): number | null {
   if (a === null) return b;

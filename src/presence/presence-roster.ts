@@ -312,6 +312,13 @@ export class PresenceRoster {
     return { seq: this.seq, members, users: usersOf(members) };
   }
 
+  /** The regions of the members held (no copy of them: replication asks this on every message). */
+  regions(): Set<string> {
+    const regions = new Set<string>();
+    for (const member of this.members.values()) regions.add(member.region);
+    return regions;
+  }
+
   memberList(): Member[] {
     return [...this.members.values()]
       .sort((a, b) => a.joinedAt - b.joinedAt || a.clientId - b.clientId)

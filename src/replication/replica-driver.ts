@@ -1,6 +1,6 @@
 import * as Y from "yjs";
 import type { RoomEffect, RoomReplica } from "../core/room-replica";
-import type { Addressed, ReplicaMessage, SyncMessage } from "./replica-messages";
+import type { Addressed, OutrankedRecord, ReplicaMessage, SyncMessage } from "./replica-messages";
 import type { RoomLink } from "./room-link";
 
 /**
@@ -30,13 +30,15 @@ export function receiveReplicaMessage(
   const accept = serves(from);
   if (message.type === "batch") {
     if (accept) link.heardFrom(from, nowMs);
-    return { effects: room.applyPeerBatch(from, message, nowMs, accept), replies: [] };
+    const effects = room.applyPeerBatch(from, message, nowMs, accept);
+    link.noteMemberRegions(room.memberRegions(), nowMs);
+    return { effects, replies: [] };
   }
   if (accept) link.heardFrom(from, nowMs, message.leaving === true);
   // Only the home's list is the directory: lists passed around would keep departed peers alive.
   if (message.peers && from === link.home && !message.leaving)
     link.learnPeers(message.peers.filter(serves), nowMs);
-  const { effects, diff } = room.applyPeerSync(from, message, nowMs, accept);
+  const { effects, diff, outranked } = room.applyPeerSync(from, message, nowMs, accept);
   const replies: Addressed[] = [];
   // A diff without structs carries only the delete set: not worth sending when the sender's
   // deletions are known to be the same.
@@ -48,7 +50,10 @@ export function receiveReplicaMessage(
     });
   }
   if (message.reply) {
-    replies.push({ to: from, message: syncMessage(room, link, nowMs, { reply: false }) });
+    replies.push({
+      to: from,
+      message: syncMessage(room, link, nowMs, { reply: false, outranked }),
+    });
   }
   const covered = room.coveredBy(message.stateVector);
   const actions = link.onSync(from, message.stateVector, message.peers, covered);
@@ -63,6 +68,7 @@ export function receiveReplicaMessage(
       }),
     });
   }
+  link.noteMemberRegions(room.memberRegions(), nowMs);
   return { effects, replies };
 }
 
@@ -78,6 +84,8 @@ export function tickReplica(
 ): Addressed[] {
   const out: Addressed[] = [];
   const batch = room.takeBatch(nowMs, forceBatch);
+  // Records of this region's own members: anti-entropy must run until they are delivered.
+  if (batch && batch.members.length > 0) link.noteLocalChanges(nowMs);
   const targets = link.targets(nowMs);
   if (batch && (batch.update || batch.members.length > 0)) {
     for (const to of targets) {
@@ -87,9 +95,12 @@ export function tickReplica(
       });
     }
   }
+  link.noteMemberRegions(room.memberRegions(), nowMs);
   for (const to of link.tick(nowMs).syncWith) {
     out.push({ to, message: syncMessage(room, link, nowMs, { reply: true }) });
   }
+  // (Again: a link that went dormant keeps a timer if it holds other regions' members.)
+  link.noteMemberRegions(room.memberRegions(), nowMs);
   return out;
 }
 
@@ -105,7 +116,12 @@ function syncMessage(
   room: RoomReplica,
   link: RoomLink,
   nowMs: number,
-  options: { reply: boolean; leaving?: boolean; update?: Uint8Array },
+  options: {
+    reply: boolean;
+    leaving?: boolean;
+    update?: Uint8Array;
+    outranked?: OutrankedRecord[];
+  },
 ): SyncMessage {
   const state = room.syncState();
   return {
@@ -120,6 +136,7 @@ function syncMessage(
     deleteSetDigest: room.deleteSetDigest(),
     ...(options.leaving ? { leaving: true } : {}),
     ...(options.update && carriesContent(options.update) ? { update: options.update } : {}),
+    ...(options.outranked?.length ? { outranked: options.outranked } : {}),
   };
 }
 

@@ -33,6 +33,12 @@ export interface BatchMessage {
   members: MemberRecord[];
 }
 
+/** A client whose record from the receiver lost here to another region's later one (`version`). */
+export interface OutrankedRecord {
+  clientId: number;
+  version: number;
+}
+
 /**
  * Anti-entropy: the sender's state vector and every member it owns, as of its clock `asOf`.
  * The receiver answers with what the sender lacks (a batch) and, when `reply` is set, a sync of
@@ -53,6 +59,11 @@ export interface SyncMessage {
   deleteSetDigest?: number;
   /** With `leaving`: what the home lacks, from its state vector. */
   update?: Uint8Array;
+  /**
+   * In an answer: the receiver's records that the sender holds outranked by another region's.
+   * A receiver that holds such a client's live connection numbers its record above.
+   */
+  outranked?: OutrankedRecord[];
 }
 
 export type ReplicaMessage = BatchMessage | SyncMessage;

@@ -48,6 +48,10 @@ export const replicaMessageSchema = z.discriminatedUnion("type", [
       peers: z.array(regionSchema).max(16).optional(),
       leaving: z.boolean().optional(),
       deleteSetDigest: z.number().int().min(0).max(0xffff_ffff).optional(),
+      outranked: z
+        .array(z.object({ clientId: memberRecordSchema.shape.clientId, version }).strict())
+        .max(MAX_RECORDS_PER_MESSAGE)
+        .optional(),
       update: bytes.optional(),
     })
     .strict(),

@@ -41,6 +41,8 @@ export class RoomLink {
   private syncDueAt: number | null = null;
   private candidates: ReadonlySet<string> = new Set();
   private roles: { home: string | null; backup: string | null } = { home: null, backup: null };
+  /** Other regions whose members this replica holds (`noteMemberRegions`). */
+  private owners: ReadonlySet<string> = new Set();
 
   constructor(
     readonly room: string,
@@ -68,6 +70,50 @@ export class RoomLink {
     } else if (this.idleSince === null) {
       this.idleSince = nowMs;
     }
+  }
+
+  /**
+   * This region's own members changed (a batch carries their records). A replica with no local
+   * connection does this too: a room loaded after a restart starts the graces of the members it
+   * stored, and ends them later. Without anti-entropy a lost batch of those records would never
+   * be repaired (peers would keep the members for good), so a dormant replica joins the set again
+   * (syncing at once), and stays for `idleLeaveMs` after the change (found by the simulator).
+   */
+  noteLocalChanges(nowMs: number): void {
+    if (this.connections === 0) this.idleSince = nowMs;
+    if (this.state.kind !== "active") {
+      if (this.state.kind === "dormant") this.syncDueAt = nowMs;
+      this.state = { kind: "active" };
+    }
+  }
+
+  /**
+   * The other regions whose members this replica holds now. A member's record comes only from
+   * its own region, so a member whose leave was lost (in a partition, say) stays here until that
+   * region's anti-entropy says otherwise; but a region whose last member left has no reason to
+   * keep syncing, and rests. So each period this replica asks (syncs with) every such region it
+   * has not heard from for `peerExpiryMs`, a dormant one too: the home and backup rest without
+   * clients of their own, yet must hold the room's presence (found by the simulator: ghosts
+   * after a partition longer than `idleLeaveMs`). The driver calls this after every change.
+   */
+  noteMemberRegions(regions: readonly string[], nowMs: number): void {
+    this.owners = new Set(regions.filter((region) => region !== this.region));
+    if (this.active) return;
+    // Dormant: the home and backup keep a period's timer while there may be someone to ask;
+    // another dormant replica is out of the set, and may be stale anyway.
+    const home = this.roles.home;
+    const holds = this.region === home || this.region === this.roles.backup;
+    if (this.owners.size === 0 || !holds) this.syncDueAt = null;
+    else this.syncDueAt ??= nowMs + this.settings.antiEntropyMs;
+  }
+
+  /** Owners of members held here not heard from lately, that may serve: their syncs are due. */
+  private silentOwners(nowMs: number): string[] {
+    return [...this.owners].filter((region) => {
+      const heard = this.heard.get(region);
+      const recent = heard !== undefined && heard + this.settings.peerExpiryMs >= nowMs;
+      return !recent && this.candidates.has(region);
+    });
   }
 
   /**
@@ -143,9 +189,9 @@ export class RoomLink {
 
   /** Work due by `nowMs`: anti-entropy with every target, or the first step of leaving. */
   tick(nowMs: number): LinkActions {
-    if (!this.active) return { syncWith: [] };
     if (this.syncDueAt === null || nowMs < this.syncDueAt) return { syncWith: [] };
     this.syncDueAt = nowMs + this.settings.antiEntropyMs;
+    if (!this.active) return { syncWith: this.silentOwners(nowMs).sort() };
     const targets = this.targets(nowMs);
     const home = this.roles.home;
     const isHomeOrBackup = this.region === home || this.region === this.roles.backup;
@@ -162,11 +208,26 @@ export class RoomLink {
     } else if (this.state.kind !== "active" && this.connections > 0) {
       this.state = { kind: "active" };
     }
-    return { syncWith: targets };
+    const pulls = this.silentOwners(nowMs).filter((region) => !targets.includes(region));
+    return { syncWith: [...targets, ...pulls.sort()] };
   }
 
-  /** When `tick` next has work (Unix ms), or null while dormant. */
+  /**
+   * Whether the shell may drop this link (and build a new one when the room next needs it):
+   * dormant, nothing scheduled, and no peer heard from within `peerExpiryMs`. A dormant home
+   * still holds the room's replica directory (its `heard` map, handed out in its syncs): a link
+   * dropped and rebuilt on every message would hand out only the peers heard since, and active
+   * replicas would never learn of each other (found by the simulator).
+   */
+  forgettable(nowMs: number): boolean {
+    if (this.active || this.syncDueAt !== null) return false;
+    for (const at of this.heard.values())
+      if (at + this.settings.peerExpiryMs >= nowMs) return false;
+    return true;
+  }
+
+  /** When `tick` next has work (Unix ms), or null (dormant, with no other region's members to check). */
   get nextTickAt(): number | null {
-    return this.active ? this.syncDueAt : null;
+    return this.syncDueAt;
   }
 }
