@@ -13,6 +13,7 @@ import type { Addressed, ReplicaMessage } from "../src/replication/replica-messa
 import { replicaMessageSchema } from "../src/replication/replication-schema";
 import { RoomLink } from "../src/replication/room-link";
 import { shardFor } from "../src/routing/shard-router";
+import { SqliteReplicatingRooms } from "../src/storage/sqlite-replicating-rooms";
 import { withTimeout } from "../src/util/with-timeout";
 import { RegionTables } from "./region-tables";
 
@@ -53,11 +54,21 @@ const MAX_CHAIN = 4;
 export class ShardReplication {
   private readonly links = new Map<string, RoomLink>();
   private readonly tables: RegionTables;
+  private readonly replicating: SqliteReplicatingRooms;
+  /** Dead regions whose members this shard's loaded rooms have dropped. */
+  private handledDead = new Set<Region>();
   private batchTimer: ReturnType<typeof setTimeout> | null = null;
   private batchTimerAt = Number.POSITIVE_INFINITY;
 
   constructor(private readonly host: ReplicationHost) {
     this.tables = new RegionTables(host.env, host.config, host.region);
+    this.replicating = new SqliteReplicatingRooms(host.ctx.storage);
+  }
+
+  /** True while a room's replica takes part in replication: it is not unloaded (its link would be lost). */
+  inUse(name: string): boolean {
+    const link = this.links.get(name);
+    return link !== undefined && (link.active || this.host.loaded(name)?.batchDueAt != null);
   }
 
   /** Only a deployment of several regions replicates. */
@@ -90,21 +101,40 @@ export class ShardReplication {
   }
 
   /**
-   * The alarm: the table is read again, a newly dead region's members leave every loaded room,
-   * and anti-entropy that is due goes out. Returns when replication next needs the alarm.
+   * A room was loaded. If it was replicating when this object's memory was last lost, its link
+   * takes part again at once: a change stored just before may have reached no peer.
+   */
+  async roomLoaded(room: RoomReplica, now: number): Promise<void> {
+    const region = this.host.region();
+    if (!this.enabled || region === undefined || this.links.has(room.name)) return;
+    if (!this.replicating.list().includes(room.name)) return;
+    const link = await this.linkFor(room.name, region, now);
+    link.noteLocalChanges(now);
+    await this.schedule(room, link, now);
+  }
+
+  /**
+   * The alarm: rooms that were replicating before a restart are loaded (and so resumed), the
+   * table is read again, a newly dead region's members leave every loaded room, and
+   * anti-entropy that is due goes out. Returns when replication next needs the alarm.
    */
   async onAlarm(now: number): Promise<number | null> {
     const region = this.host.region();
-    if (!this.enabled || region === undefined || this.links.size === 0) return null;
-    const before = this.tables.lastDead();
+    if (!this.enabled || region === undefined) return null;
+    for (const name of this.replicating.list())
+      if (!this.host.loaded(name)) await this.host.room(name);
+    if (this.links.size === 0) return null;
     const table = await this.tables.current(now, true);
+    // Deaths are handled against their own record, not the cached table: a message path may
+    // have refreshed the table first, and a death seen only there would never be handled.
     for (const lost of table.dead) {
-      if (before.has(lost)) continue;
+      if (this.handledDead.has(lost)) continue;
       for (const name of this.host.loadedNames()) {
         const room = this.host.loaded(name);
         if (room) await this.host.run(room, room.regionLost(lost, now));
       }
     }
+    this.handledDead = new Set(table.dead);
     let next: number | null = null;
     for (const [name, link] of this.links) {
       link.setCandidates(table.candidates, now);
@@ -117,7 +147,9 @@ export class ShardReplication {
       if (due !== null && due <= now) this.sendAll(tickReplica(room, link, now), 0);
       const after = nextReplicaTick(room, link);
       if (after !== null && (next === null || after < next)) next = after;
-      if (!link.active && room.batchDueAt === null && room.connectionCount === 0)
+      this.replicating.set(name, link.active);
+      // A resting home keeps its directory of peers until they expire.
+      if (link.forgettable(now) && room.batchDueAt === null && room.connectionCount === 0)
         this.links.delete(name);
     }
     return next;
@@ -187,6 +219,7 @@ export class ShardReplication {
 
   /** Sends what is due now; times a batch window, and sets the alarm for anti-entropy. */
   private async schedule(room: RoomReplica, link: RoomLink, now: number): Promise<void> {
+    this.replicating.set(room.name, link.active);
     const next = nextReplicaTick(room, link);
     if (next === null) return;
     if (next <= now) {

@@ -169,6 +169,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     if (report !== null && (next === null || report < next)) next = report;
     const replication = await this.replication.onAlarm(now);
     if (replication !== null && (next === null || replication < next)) next = replication;
+    this.evictIdleRooms(); // replicas that went dormant may be unloaded now
     return next;
   }
 
@@ -289,6 +290,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     this.evictIdleRooms(); // before inserting, so the room being opened is never the one unloaded
     this.rooms.set(name, room);
     await this.run(room, effects);
+    await this.replication.roomLoaded(room, Date.now());
     return room;
   }
 
@@ -327,7 +329,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   }
 
   private evictIdleRooms(): void {
-    for (const room of this.rooms.evict()) {
+    for (const room of this.rooms.evict((name) => this.replication.inUse(name))) {
       this.sockets.forget(room.name);
       room.unload();
     }

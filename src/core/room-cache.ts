@@ -52,8 +52,12 @@ export class RoomCache<T extends CachedRoom> {
     this.rooms.delete(name);
   }
 
-  /** Unloads idle rooms, least recently used first, until within both limits; returns what it unloaded. */
-  evict(): T[] {
+  /**
+   * Unloads idle rooms, least recently used first, until within both limits; returns what it
+   * unloaded. `inUse` keeps a room without connections that still has work (a replica taking part
+   * in replication).
+   */
+  evict(inUse: (name: string) => boolean = () => false): T[] {
     let bytes = 0;
     for (const room of this.rooms.values()) bytes += room.approximateBytes;
     const evicted: T[] = [];
@@ -63,7 +67,7 @@ export class RoomCache<T extends CachedRoom> {
         bytes <= this.limits.roomMemoryBudgetBytes
       )
         break;
-      if (room.connectionCount > 0) continue;
+      if (room.connectionCount > 0 || inUse(name)) continue;
       this.rooms.delete(name);
       bytes -= room.approximateBytes;
       evicted.push(room);

@@ -66,22 +66,23 @@ const LIMITS = limitsSchema.parse({});
 const MAX_CHAIN = 4;
 
 /**
- * Where the simulated shard may depart from durable-objects/shard-replication.ts as it stands:
- * each switch on is a shell change; off, the shard behaves as the shell does today. The
- * invariants need `separateDeathHandling`, `resumeAfterRestart` and `keepLinksInUse` (on by
- * default); `pollWhileLoaded` is hardening that 200 seeds did not need once the cores were fixed.
+ * Shell behaviours the simulator found necessary, as switches: the shipped shell
+ * (durable-objects/shard-replication.ts) has `separateDeathHandling`, `resumeAfterRestart` and
+ * `keepLinksInUse`; turning one off (`SIM_SHELL=-name`) replays the failure that called for it.
+ * `pollWhileLoaded` is hardening that 200 seeds did not need once the cores were fixed (not
+ * shipped).
  */
 export interface ShellModel {
   /**
-   * A region newly dead is handled against the set of deaths already handled. The shell
-   * compares with its cached table instead, which a peer's message may have refreshed first
-   * (after `membership.cacheMs`): then that death is never handled and its members stay
-   * everywhere (replay seed 24301 of "region outage" with this off).
+   * A region newly dead is handled against the set of deaths already handled. Compared with the
+   * cached table instead, which a peer's message may have refreshed first (after
+   * `membership.cacheMs`), that death is never handled and its members stay everywhere (replay
+   * seed 24301 of "region outage" with this off).
    */
   separateDeathHandling: boolean;
   /**
    * The alarm re-reads the table at least once per anti-entropy period while rooms are loaded.
-   * The shell's alarm follows the links' timers only, so a resting home or backup learns of a
+   * The shipped alarm follows the links' timers only, so a resting home or backup learns of a
    * death when a message next wakes its room (any active replica's anti-entropy does).
    */
   pollWhileLoaded: boolean;
@@ -93,8 +94,8 @@ export interface ShellModel {
    */
   resumeAfterRestart: boolean;
   /**
-   * The alarm forgets a room's link only when `link.forgettable(now)` (and no batch waits). The
-   * shell forgets every dormant link at its alarm: a home without clients of its own loses the
+   * The alarm forgets a room's link only when `link.forgettable(now)` (and no batch waits).
+   * Forgetting every dormant link at the alarm, a home without clients of its own loses the
    * room's replica directory (its `heard` map) and hands out only the peers heard since, so
    * active replicas may never learn of each other, nor see each other's members (replay seed
    * 3598521870 of "replication chaos" with this off: 27 s to converge after the heal); and a
@@ -103,7 +104,7 @@ export interface ShellModel {
   keepLinksInUse: boolean;
 }
 
-/** The shell with the three changes the invariants need (`pollWhileLoaded` is optional hardening). */
+/** The shipped shell: the three behaviours the invariants need (`pollWhileLoaded` is optional hardening). */
 export const FIXED_SHELL: ShellModel = {
   separateDeathHandling: true,
   pollWhileLoaded: false,
@@ -111,7 +112,7 @@ export const FIXED_SHELL: ShellModel = {
   keepLinksInUse: true,
 };
 
-/** The shell as it is (see ShellModel). */
+/** The shell before the simulator's findings (see ShellModel): `SIM_SHELL=current` replays it. */
 export const CURRENT_SHELL: ShellModel = {
   separateDeathHandling: false,
   pollWhileLoaded: false,
@@ -244,7 +245,7 @@ export class SimShard {
   alarmAt: number | null = null;
   /**
    * Rooms whose link is active, kept in storage (survives a crash): after a restart the alarm
-   * loads them and resumes their links. Not in the shell yet (`ShellModel.resumeAfterRestart`).
+   * loads them and resumes their links (`ShellModel.resumeAfterRestart`; SQLite in the shell).
    */
   readonly replicating = new Set<string>();
   private batchTimerAt = Number.POSITIVE_INFINITY;
