@@ -194,8 +194,9 @@ export class ShardReplication {
   private async linkFor(name: string, region: Region, now: number): Promise<RoomLink> {
     let link = this.links.get(name);
     if (!link) {
-      const { antiEntropyMs, idleLeaveMs, peerExpiryMs } = this.host.config.replication;
-      link = new RoomLink(name, region, { antiEntropyMs, idleLeaveMs, peerExpiryMs });
+      const { antiEntropyMs, idleLeaveMs, peerExpiryMs, gapRepairMs } =
+        this.host.config.replication;
+      link = new RoomLink(name, region, { antiEntropyMs, idleLeaveMs, peerExpiryMs, gapRepairMs });
       link.setCandidates((await this.tables.current(now)).candidates, now);
       this.links.set(name, link);
     }

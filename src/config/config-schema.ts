@@ -238,6 +238,12 @@ export const replicationSchema = z
     batchMs: z.number().int().min(0).max(1_000).default(20),
     /** Anti-entropy period of a replica with local clients: state vectors and members compared (ms). */
     antiEntropyMs: z.number().int().min(100).max(600_000).default(5_000),
+    /**
+     * A peer's update that arrives before one it builds on (a batch lost or overtaken) makes the
+     * receiver ask that peer for anti-entropy at once, at most once per this many ms, instead of
+     * waiting for the next period.
+     */
+    gapRepairMs: z.number().int().min(10).max(60_000).default(250),
     /** A replica without local clients for this long leaves the room's replica set (ms); the home and backup stay. */
     idleLeaveMs: z
       .number()

@@ -561,6 +561,11 @@ export class RoomReplica implements MessageTarget {
   // Replication between regions (DESIGN.md, "Replication between regions"). A peer's changes
   // are applied once and fanned out to local connections; only local changes go out again.
 
+  /** Peers' updates waiting for content they build on (delivery between regions is unordered). */
+  get waitingPeerUpdates(): number {
+    return this.peers?.waiting.length ?? 0;
+  }
+
   /** When the waiting batch for peers is due (Unix ms), or null when nothing waits. */
   get batchDueAt(): number | null {
     return this.peers?.outbox.dueAt ?? null;

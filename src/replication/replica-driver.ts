@@ -32,7 +32,13 @@ export function receiveReplicaMessage(
     if (accept) link.heardFrom(from, nowMs);
     const effects = room.applyPeerBatch(from, message, nowMs, accept);
     link.noteMemberRegions(room.memberRegions(), nowMs);
-    return { effects, replies: [] };
+    // An update that waits for one it builds on means a batch was lost or overtaken: ask the
+    // sender for anti-entropy now (rate-limited) instead of at the next period.
+    const replies: Addressed[] =
+      room.waitingPeerUpdates > 0 && link.repairGap(from, nowMs)
+        ? [{ to: from, message: syncMessage(room, link, nowMs, { reply: true }) }]
+        : [];
+    return { effects, replies };
   }
   if (accept) link.heardFrom(from, nowMs, message.leaving === true);
   // Only the home's list is the directory: lists passed around would keep departed peers alive.

@@ -7,7 +7,12 @@ export interface LinkSettings {
   idleLeaveMs: number;
   /** A peer not heard from for this long is no longer sent to (ms): it left or its room went idle. */
   peerExpiryMs: number;
+  /** After an update with a gap, anti-entropy with its sender at most once per this (ms; default 250). */
+  gapRepairMs?: number;
 }
+
+/** `replication.gapRepairMs`'s default, for links built without it. */
+const DEFAULT_GAP_REPAIR_MS = 250;
 
 /** What the link wants sent now: anti-entropy with some regions, and the leave handshake. */
 export interface LinkActions {
@@ -41,6 +46,8 @@ export class RoomLink {
   private syncDueAt: number | null = null;
   private candidates: ReadonlySet<string> = new Set();
   private roles: { home: string | null; backup: string | null } = { home: null, backup: null };
+  /** When each peer was last asked for anti-entropy because its update had a gap. */
+  private readonly gapRepairs = new Map<string, number>();
   /** Other regions whose members this replica holds (`noteMemberRegions`). */
   private owners: ReadonlySet<string> = new Set();
 
@@ -147,6 +154,19 @@ export class RoomLink {
     const set = new Set(this.targets(nowMs));
     if (this.active) set.add(this.region);
     return [...set].sort();
+  }
+
+  /**
+   * Updates from peers wait for content they build on (a batch lost or overtaken): ask `from`
+   * for anti-entropy now, rather than at the next period, unless it was asked within
+   * `gapRepairMs`. One round trip repairs a lost batch.
+   */
+  repairGap(from: string, nowMs: number): boolean {
+    const last = this.gapRepairs.get(from);
+    const every = this.settings.gapRepairMs ?? DEFAULT_GAP_REPAIR_MS;
+    if (last !== undefined && nowMs - last < every) return false;
+    this.gapRepairs.set(from, nowMs);
+    return true;
   }
 
   /** A message from `from` shows it holds a replica (unless it is leaving). */

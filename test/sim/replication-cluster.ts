@@ -41,6 +41,7 @@ export interface ReplicationTimings {
   antiEntropyMs: number;
   idleLeaveMs: number;
   peerExpiryMs: number;
+  gapRepairMs: number;
   /** An RPC whose answer takes longer than this is lost (the shell's withTimeout). */
   rpcTimeoutMs: number;
 }
@@ -52,6 +53,7 @@ export const SIM_REPLICATION: ReplicationTimings = (() => {
     antiEntropyMs: r.antiEntropyMs,
     idleLeaveMs: r.idleLeaveMs,
     peerExpiryMs: r.peerExpiryMs,
+    gapRepairMs: r.gapRepairMs,
     rpcTimeoutMs: r.rpcTimeoutMs,
   };
 })();
@@ -408,8 +410,13 @@ export class SimShard {
   private link(name: string): RoomLink {
     let link = this.links.get(name);
     if (!link) {
-      const { antiEntropyMs, idleLeaveMs, peerExpiryMs } = this.cluster.timings;
-      link = new RoomLink(name, this.region, { antiEntropyMs, idleLeaveMs, peerExpiryMs });
+      const { antiEntropyMs, idleLeaveMs, peerExpiryMs, gapRepairMs } = this.cluster.timings;
+      link = new RoomLink(name, this.region, {
+        antiEntropyMs,
+        idleLeaveMs,
+        peerExpiryMs,
+        gapRepairMs,
+      });
       link.setCandidates(this.table().candidates, this.now);
       this.links.set(name, link);
     }
