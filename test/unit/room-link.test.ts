@@ -599,3 +599,53 @@ describe("RoomLink driven by the replica driver", () => {
     expect(nextReplicaTick(r.room, r.link)).toBe(T0 + 10);
   });
 });
+
+describe("gap repair", () => {
+  it("repairGap allows one ask per peer per gapRepairMs", () => {
+    const link = new RoomLink(ROOM, "wnam", { ...LINK, gapRepairMs: 250 });
+    expect(link.repairGap("weur", T0)).toBe(true);
+    expect(link.repairGap("weur", T0 + 249)).toBe(false);
+    expect(link.repairGap("apac", T0 + 249)).toBe(true); // each peer on its own
+    expect(link.repairGap("weur", T0 + 250)).toBe(true);
+  });
+
+  it("an update that arrives before the one it builds on makes the receiver ask its sender for a sync at once", () => {
+    const west = replica("wnam", ["wnam", "weur"]);
+    const europe = replica("weur", ["wnam", "weur"]);
+    const ada = stockClient(101);
+    connect(west, "a", ada, T0);
+    tickReplica(west.room, west.link, T0, true); // the join goes out (not delivered here)
+    typeInto(west, "a", ada, "first", T0 + 1);
+    const lost = tickReplica(west.room, west.link, T0 + 1, true).find(
+      (a) => a.to === "weur" && a.message.type === "batch",
+    );
+    expect(lost).toBeDefined(); // this batch is lost on its way
+    typeInto(west, "a", ada, " second", T0 + 2);
+    const next = tickReplica(west.room, west.link, T0 + 2, true).find(
+      (a) => a.to === "weur" && a.message.type === "batch",
+    ) as Addressed;
+    const received = receiveReplicaMessage(
+      europe.room,
+      europe.link,
+      next.message,
+      T0 + 50,
+      () => true,
+    );
+    expect(europe.room.waitingPeerUpdates).toBe(1);
+    expect(
+      received.replies.map((r) => [r.to, r.message.type, "reply" in r.message && r.message.reply]),
+    ).toEqual([["wnam", "sync", true]]);
+    // The sender answers with what is missing; the waiting update then applies too.
+    const answers = receiveReplicaMessage(
+      west.room,
+      west.link,
+      (received.replies[0] as Addressed).message,
+      T0 + 100,
+      () => true,
+    ).replies.filter((r) => r.message.type === "batch");
+    for (const answer of answers)
+      receiveReplicaMessage(europe.room, europe.link, answer.message, T0 + 150, () => true);
+    expect(europe.room.waitingPeerUpdates).toBe(0);
+    expect(textOf(europe.room)).toBe("first second");
+  });
+});
