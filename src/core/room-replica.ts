@@ -7,12 +7,7 @@ import {
   type PresenceOptions,
   PresenceRoster,
 } from "../presence/presence-roster";
-import type {
-  LeaveReason,
-  Member,
-  PresenceEvent,
-  PresenceSnapshot,
-} from "../presence/presence-schema";
+import type { Member, PresenceEvent, PresenceSnapshot } from "../presence/presence-schema";
 import type { PresenceStore } from "../presence/presence-store";
 import { pageSnapshot } from "../presence/snapshot-pages";
 import {
@@ -25,9 +20,8 @@ import type { ControlMessage } from "../protocol/extension-messages";
 import { decodeIncomingMessage, type IncomingLimits } from "../protocol/incoming-message";
 import { OutgoingMessage } from "../protocol/outgoing-message";
 import { ProtocolError } from "../protocol/protocol-error";
-import { MemberVersions } from "../replication/member-versions";
+import { PeerExchange } from "../replication/peer-exchange";
 import type { MemberRecord, OutrankedRecord } from "../replication/replica-messages";
-import { ReplicaOutbox } from "../replication/replica-outbox";
 import { murmur3x86_32 } from "../routing/hash";
 import {
   type CompactionThresholds,
@@ -39,6 +33,7 @@ import { AwarenessTable, type ConnectionId, NULL_STATE_JSON } from "./awareness-
 import { type ChangeOrigin, isChangeOrigin } from "./change-origin";
 import type { ConnectionAttachment } from "./connection-attachment";
 import { type MessageTarget, receiveMessage } from "./message-receiver";
+import { StorageFailure } from "./storage-failure";
 import {
   crossedOrigins,
   misplacedItem,
@@ -157,7 +152,7 @@ export class RoomReplica implements MessageTarget {
   /** The earliest time the room asked to be woken at since the shell last looked. */
   private wakeAt: number | null = null;
   /** Replication state, when the room replicates (deps.replication). */
-  private readonly peers: PeerState | null;
+  private readonly peers: PeerExchange | null;
 
   private constructor(
     readonly name: string,
@@ -170,14 +165,14 @@ export class RoomReplica implements MessageTarget {
     this.awareness = new AwarenessTable(deps.limits.maxClientIdsPerConnection, nowMs);
     this.persistence = new RoomPersistence(name, deps.storage, deps.limits);
     this.peers = deps.replication
-      ? {
-          region: deps.replication.region,
-          versions: new MemberVersions(nowMs),
-          outbox: new ReplicaOutbox(deps.replication.batchMs),
-          changed: new Map(),
-          heardAt: new Map(),
-          waiting: [],
-        }
+      ? new PeerExchange(deps.replication.region, deps.replication.batchMs, nowMs, {
+          doc: this.doc,
+          awareness: this.awareness,
+          presence: () => this.presence,
+          now: () => this.nowMs,
+          emit: (effect) => this.emit(effect),
+          record: (events) => this.presenceEvents.push(...events),
+        })
       : null;
     this.doc.on("update", (update: Uint8Array, origin: unknown) =>
       this.onDocumentUpdate(update, origin),
@@ -227,7 +222,7 @@ export class RoomReplica implements MessageTarget {
     );
     room.presence = loaded.roster;
     // A loaded replica announces its members anew: peers may have dropped them meanwhile.
-    for (const clientId of loaded.roster.localClientIds()) room.peers?.changed.set(clientId, null);
+    for (const clientId of loaded.roster.localClientIds()) room.peers?.markChanged(clientId);
     room.presenceEvents.push(...loaded.events);
     room.wakeFor(loaded.roster.nextDeadline());
     return { room, effects: room.flush() };
@@ -435,7 +430,7 @@ export class RoomReplica implements MessageTarget {
       entries,
       (clientId) => this.presence.member(clientId)?.userId === userId,
     );
-    for (const entry of result.relay) this.peers?.changed.set(entry.clientId, null);
+    for (const entry of result.relay) this.peers?.markChanged(entry.clientId);
     if (result.relay.length > 0) {
       // Two destination kinds, each encoded once: the others get relay clocks, the sender its own.
       this.emit({
@@ -558,22 +553,23 @@ export class RoomReplica implements MessageTarget {
     this.doc.destroy();
   }
 
-  // Replication between regions (DESIGN.md, "Replication between regions"). A peer's changes
-  // are applied once and fanned out to local connections; only local changes go out again.
+  // Replication between regions (DESIGN.md, "Replication between regions"): the work is
+  // `PeerExchange`'s (src/replication/peer-exchange.ts); here each call gets the room's time, a
+  // guard that fails the room on a storage failure, and the flush that turns it into effects.
 
   /** Peers' updates waiting for content they build on (delivery between regions is unordered). */
   get waitingPeerUpdates(): number {
-    return this.peers?.waiting.length ?? 0;
+    return this.peers?.waitingUpdates ?? 0;
   }
 
   /** When the waiting batch for peers is due (Unix ms), or null when nothing waits. */
   get batchDueAt(): number | null {
-    return this.peers?.outbox.dueAt ?? null;
+    return this.peers?.batchDueAt ?? null;
   }
 
   /** Local changes for the peers, once the batch window has passed (`force`: at once). */
   takeBatch(nowMs: number, force = false): { update?: Uint8Array; members: MemberRecord[] } | null {
-    return this.peers?.outbox.take(nowMs, force) ?? null;
+    return this.peers?.takeBatch(nowMs, force) ?? null;
   }
 
   /**
@@ -590,18 +586,13 @@ export class RoomReplica implements MessageTarget {
     const peers = this.peers;
     if (!peers) return [];
     this.setNow(nowMs);
-    peers.heardAt.set(from, nowMs);
-    this.guarded(() => {
-      if (batch.update) this.applyPeerUpdate(peers, from, batch.update);
-      if (acceptMembers) this.applyRecords(peers, from, batch.members);
-    });
+    this.guarded(() => peers.applyBatch(from, batch, acceptMembers));
     return this.flush();
   }
 
   /**
-   * A peer's side of anti-entropy: its update and members are applied like a batch; members
-   * it owned that its full list lacks (and it numbered no later than `asOf`) left there while a
-   * record was lost. Returns what the peer lacks, from its state vector.
+   * A peer's side of anti-entropy (see `PeerExchange.applySync`). Returns the effects, what the
+   * peer lacks from its state vector, and its records outranked here.
    */
   applyPeerSync(
     from: string,
@@ -612,25 +603,9 @@ export class RoomReplica implements MessageTarget {
     const peers = this.peers;
     if (!peers) return { effects: [], diff: null, outranked: [] };
     this.setNow(nowMs);
-    peers.heardAt.set(from, nowMs);
-    const outranked: OutrankedRecord[] = [];
+    let outranked: OutrankedRecord[] = [];
     this.guarded(() => {
-      if (sync.update) this.applyPeerUpdate(peers, from, sync.update);
-      if (!acceptMembers) return;
-      for (const { clientId, version } of sync.outranked ?? []) {
-        // The peer holds a later record of another region for a client whose live connection
-        // is here: ours is numbered above it (whoever sent this, it only renumbers our own).
-        peers.versions.observe(version);
-        if (this.awareness.heldLocally(clientId)) peers.changed.set(clientId, null);
-      }
-      outranked.push(...this.applyRecords(peers, from, sync.members));
-      const listed = new Set(sync.members.map((record) => record.clientId));
-      for (const clientId of peers.versions.ownedBy(from)) {
-        const held = peers.versions.of(clientId);
-        if (listed.has(clientId) || !held || held.lost || held.version > sync.asOf) continue;
-        this.dropRemote(clientId, from, "timeout");
-        peers.versions.set(clientId, held.version, from);
-      }
+      outranked = peers.applySync(from, sync, acceptMembers);
     });
     let diff: Uint8Array | null = null;
     try {
@@ -643,20 +618,9 @@ export class RoomReplica implements MessageTarget {
 
   /** This replica's side of anti-entropy: its state vector and every member its region owns. */
   syncState(): SyncState {
-    const peers = this.peers;
     const stateVector = Y.encodeStateVector(this.doc);
-    if (!peers) return { stateVector, members: [], asOf: 0 };
-    const members: MemberRecord[] = [];
-    for (const clientId of this.presence.localClientIds()) {
-      let held = peers.versions.of(clientId);
-      if (held?.region !== peers.region) {
-        peers.versions.set(clientId, peers.versions.next(), peers.region);
-        held = peers.versions.of(clientId);
-      }
-      const record = this.localRecord(peers, clientId, held?.version ?? 0, "left");
-      if (record) members.push(record);
-    }
-    return { stateVector, members, asOf: peers.versions.asOf };
+    if (!this.peers) return { stateVector, members: [], asOf: 0 };
+    return { stateVector, ...this.peers.ownRecords() };
   }
 
   /**
@@ -683,145 +647,31 @@ export class RoomReplica implements MessageTarget {
     const peers = this.peers;
     if (!peers || region === peers.region) return [];
     this.setNow(nowMs);
-    const relay: AwarenessEntry[] = [];
-    for (const clientId of peers.versions.loseRegion(region)) {
-      const entry = this.awareness.applyRemote(clientId, region, null);
-      if (entry) relay.push(entry);
-    }
-    if (relay.length > 0) this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(relay) });
-    this.presenceEvents.push(...this.presence.regionLost(region, nowMs));
+    peers.regionLost(region);
     return this.flush();
   }
 
   /** Which regions this replica's presence came from, and when it last heard from each. */
   presenceSources(nowMs: number): PresenceSource[] {
-    const counts = new Map<string, number>();
-    for (const member of this.presence.memberList())
-      counts.set(member.region, (counts.get(member.region) ?? 0) + 1);
-    const own = this.peers?.region;
-    const regions = new Set([...counts.keys(), ...(this.peers?.heardAt.keys() ?? [])]);
-    if (own !== undefined) regions.add(own);
-    return [...regions].sort().map((region) => ({
-      region,
-      members: counts.get(region) ?? 0,
-      heardAt: region === own ? nowMs : (this.peers?.heardAt.get(region) ?? null),
-    }));
+    return (
+      this.peers?.presenceSources(nowMs) ??
+      [...new Set(this.presence.memberList().map((m) => m.region))].map((region) => ({
+        region,
+        members: this.presence.memberList().filter((m) => m.region === region).length,
+        heardAt: nowMs,
+      }))
+    );
   }
 
   /** The other regions whose members this replica holds (replication asks them, see RoomLink). */
   memberRegions(): string[] {
-    const regions = this.presence.regions();
-    if (this.peers) regions.delete(this.peers.region);
-    return [...regions].sort();
+    return this.peers?.memberRegions() ?? [];
   }
 
   /** The members this region owns: what `?consistency=all` asks each region for. */
   localMembers(): Member[] {
     const ids = new Set(this.presence.localClientIds());
     return this.presence.memberList().filter((member) => ids.has(member.clientId));
-  }
-
-  /**
-   * A peer's update, applied once everything it builds on is here. Delivery is unordered and
-   * lossy, so an update may arrive before one it depends on (a batch overtaken, or lost until
-   * anti-entropy repairs it). Yjs would keep it pending inside the document and merge the pending
-   * part into every later encoding, the sync step 2 sent to clients included; a client's next
-   * step 2 (after a reconnect, in any region) then carries that gap, and `applyClientUpdate`
-   * refuses it and closes the socket, again on every retry (found by the replication simulator).
-   * So it waits here, outside the document, until what it lacks arrives.
-   */
-  private applyPeerUpdate(peers: PeerState, from: string, update: Uint8Array): void {
-    peers.waiting.push({ from, update });
-    // Each update applied may complete others that wait.
-    for (let progress = true; progress; ) {
-      progress = false;
-      for (const [index, entry] of peers.waiting.entries()) {
-        let fresh: Uint8Array;
-        let decoded: ReturnType<typeof Y.decodeUpdate>;
-        try {
-          fresh = Y.diffUpdate(entry.update, Y.encodeStateVector(this.doc));
-          decoded = Y.decodeUpdate(fresh);
-        } catch {
-          // An update Yjs cannot read changes nothing; anti-entropy brings the real content.
-          peers.waiting.splice(index, 1);
-          progress = true;
-          break;
-        }
-        if (missingDependency(this.doc, decoded) !== null) continue;
-        peers.waiting.splice(index, 1);
-        progress = true;
-        if (decoded.structs.length > 0 || decoded.ds.clients.size > 0) {
-          const origin: ChangeOrigin = { kind: "peer", region: entry.from };
-          try {
-            Y.applyUpdate(this.doc, fresh, origin);
-          } catch (error) {
-            if (error instanceof StorageFailure) throw error;
-          }
-        }
-        break;
-      }
-    }
-    // Anti-entropy repairs whatever is dropped here: the oldest wait longest, they go first.
-    if (peers.waiting.length > MAX_WAITING_UPDATES)
-      peers.waiting.splice(0, peers.waiting.length - MAX_WAITING_UPDATES);
-  }
-
-  /**
-   * Applies a peer's records of its own members; returns those outranked here by another
-   * region's record. Their sender may hold the client's live connection (it moved there while
-   * the other region, not hearing of it, ended its grace later): only it can settle that, by
-   * numbering its record above, and it would never learn otherwise, since anti-entropy carries
-   * each region's own members only (found by the simulator).
-   */
-  private applyRecords(
-    peers: PeerState,
-    from: string,
-    records: readonly MemberRecord[],
-  ): OutrankedRecord[] {
-    const relay: AwarenessEntry[] = [];
-    const outranked: OutrankedRecord[] = [];
-    for (const record of records) {
-      // A region speaks only for its own members (invariant 4).
-      if (record.region !== from || (record.member && record.member.region !== from)) continue;
-      peers.versions.observe(record.version);
-      if (!peers.versions.outranks(record)) {
-        const held = peers.versions.of(record.clientId);
-        if (held && held.region !== from && !held.lost)
-          outranked.push({ clientId: record.clientId, version: held.version });
-        continue;
-      }
-      if (this.awareness.heldLocally(record.clientId)) {
-        // A live local connection holds this client: its claim stands. A stale leave or grace
-        // from the region it came from is answered with a record numbered above it.
-        if (record.member?.status !== "present" || record.awareness === null)
-          peers.changed.set(record.clientId, null);
-        continue;
-      }
-      peers.versions.set(record.clientId, record.version, record.region);
-      const entry = this.awareness.applyRemote(
-        record.clientId,
-        record.region,
-        record.member ? record.awareness : null,
-      );
-      if (entry) relay.push(entry);
-      this.presenceEvents.push(
-        ...this.presence.applyRemote(
-          record.clientId,
-          record.member,
-          record.reason ?? "left",
-          this.nowMs,
-        ),
-      );
-    }
-    if (relay.length > 0) this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness(relay) });
-    return outranked;
-  }
-
-  private dropRemote(clientId: number, region: string, reason: LeaveReason): void {
-    const entry = this.awareness.applyRemote(clientId, region, null);
-    if (entry) this.emit({ kind: "broadcast", frame: OutgoingMessage.awareness([entry]) });
-    if (this.presence.member(clientId)?.region === region)
-      this.presenceEvents.push(...this.presence.applyRemote(clientId, null, reason, this.nowMs));
   }
 
   /** Runs peer work; a storage failure fails the room as for a client frame. */
@@ -837,52 +687,6 @@ export class RoomReplica implements MessageTarget {
     }
   }
 
-  /** The record of a local member as it stands (or a tombstone once it left), at `version`. */
-  private localRecord(
-    peers: PeerState,
-    clientId: number,
-    version: number,
-    reason: LeaveReason,
-  ): MemberRecord | null {
-    const member = this.presence.member(clientId);
-    if (member && member.region === peers.region) {
-      const awareness = this.awareness.localState(clientId);
-      return { clientId, version, region: peers.region, member, awareness };
-    }
-    if (member) return null; // another region holds it now
-    return { clientId, version, region: peers.region, member: null, awareness: null, reason };
-  }
-
-  /** Numbers this call's changes to local members and puts them in the outbox. */
-  private recordLocalChanges(peers: PeerState): void {
-    // Members of this region that left in this call: theirs is a tombstone even when the
-    // versions never knew them (a grace that ran out while the room was unloaded ends as the
-    // room loads, before anything was numbered; peers would keep the member otherwise).
-    const left = new Set<number>();
-    for (const event of this.presenceEvents) {
-      if (!("member" in event) || event.member.region !== peers.region) continue;
-      const reason = event.type === "member.leave" ? event.reason : null;
-      if (reason !== null) left.add(event.member.clientId);
-      peers.changed.set(
-        event.member.clientId,
-        reason ?? peers.changed.get(event.member.clientId) ?? null,
-      );
-    }
-    for (const [clientId, reason] of peers.changed) {
-      const held = peers.versions.of(clientId);
-      const member = this.presence.member(clientId);
-      // A tombstone only for a member this region owned; nothing for another region's.
-      if (!member && held?.region !== peers.region && !(left.has(clientId) && held === undefined))
-        continue;
-      const version = peers.versions.next();
-      const record = this.localRecord(peers, clientId, version, reason ?? "left");
-      if (!record) continue;
-      peers.versions.set(clientId, version, peers.region);
-      peers.outbox.addRecord(record, this.nowMs);
-    }
-    peers.changed.clear();
-  }
-
   private onDocumentUpdate(update: Uint8Array, origin: unknown): void {
     if (isChangeOrigin(origin) && origin.kind === "storage") return;
     try {
@@ -893,7 +697,7 @@ export class RoomReplica implements MessageTarget {
     this.emit({ kind: "broadcast", frame: OutgoingMessage.syncUpdate(update) });
     // One hop: a peer's update reached every peer from its own region already.
     if (this.peers && isChangeOrigin(origin) && origin.kind === "connection")
-      this.peers.outbox.addUpdate(update, this.nowMs);
+      this.peers.addLocalUpdate(update, this.nowMs);
   }
 
   /**
@@ -1023,7 +827,7 @@ export class RoomReplica implements MessageTarget {
 
   /** Ends a call: its presence events go to the subscribers in one frame, and its effects to the shell. */
   private flush(): RoomEffect[] {
-    if (this.peers) this.recordLocalChanges(this.peers);
+    this.peers?.recordLocalChanges(this.presenceEvents);
     if (this.presenceEvents.length > 0) {
       // Queued webhook deliveries go out from the alarm, at once: never from the room's own path.
       if (this.presence.postsAny(this.presenceEvents)) this.wakeFor(this.nowMs);
@@ -1047,22 +851,6 @@ export class RoomReplica implements MessageTarget {
     return effects;
   }
 }
-
-/** A replicating room's state: its region, clock, outbox and what it heard from whom. */
-interface PeerState {
-  region: string;
-  versions: MemberVersions;
-  outbox: ReplicaOutbox;
-  /** Local members changed in the current call, with the leave reason of those that left. */
-  changed: Map<number, LeaveReason | null>;
-  /** When each peer region was last heard from (Unix ms). */
-  heardAt: Map<string, number>;
-  /** Peers' updates that depend on content not here yet, oldest first (`applyPeerUpdate`). */
-  waiting: Array<{ from: string; update: Uint8Array }>;
-}
-
-/** Peers' updates kept waiting for what they depend on; anti-entropy repairs any dropped beyond. */
-const MAX_WAITING_UPDATES = 64;
 
 function earliest(a: number | null, b: number | null): number | null {
   if (a === null) return b;
@@ -1095,14 +883,5 @@ function decodeWholeUpdate(update: Uint8Array): ReturnType<typeof Y.decodeUpdate
 export class PermissionDenied extends ProtocolError {
   constructor(reason: string) {
     super(CloseCode.PolicyViolation, `permission denied: ${reason}`);
-  }
-}
-
-/** A write to storage failed: the room's memory may now hold what its storage does not. */
-class StorageFailure extends Error {
-  override readonly name = "StorageFailure";
-
-  constructor(override readonly cause: unknown) {
-    super("storage write failed");
   }
 }
