@@ -26,14 +26,13 @@ import { limitsSchema } from "../src/config/config-schema";
 import { regionRtt } from "../test/sim/latency";
 import type { LinkFaults } from "../test/sim/network";
 import {
-  canonical,
+  disagreements,
   LATENCY_ROOM,
   type Probe,
   ReplicationCluster,
   replicaText,
   SIM_REPLICATION,
   type SimClient,
-  vectorText,
   wireBytes,
 } from "../test/sim/replication-cluster";
 
@@ -493,46 +492,20 @@ function lossTable(): string[] {
 // 4. Repair after a partition heals.
 
 /**
- * The sim test's convergence check (test/sim/replication.sim.test.ts, `problems`), split in two:
- * every live replica has the same document, and every connected client its replica's text
- * (`documents`); every live replica has the same members, and every client exactly its
- * replica's present members in its awareness (`presence`).
+ * The simulator's convergence check (`disagreements`), split in two: every live replica has the
+ * same document and every connected client its replica's text (`documents`); every live replica
+ * has the same members and every client exactly its replica's present members (`presence`).
  */
 function agreement(
   cluster: ReplicationCluster,
   room: string,
 ): { documents: boolean; presence: boolean } {
-  const live = cluster.liveReplicas(room, false);
-  if (live.length === 0) return { documents: false, presence: false };
-  const views = live.map(({ region, replica }) => {
-    const doc = new Y.Doc();
-    Y.applyUpdate(doc, replica.encodeDocument());
-    const vector = vectorText(Y.encodeStateVector(doc));
-    doc.destroy();
-    const members = [...replica.members()]
-      .sort((a, b) => a.clientId - b.clientId)
-      .map((m) => canonical(m));
-    return { region, replica, vector, text: replicaText(replica), members: canonical(members) };
-  });
-  const first = views[0] as (typeof views)[number];
-  let documents = views.every((v) => v.vector === first.vector && v.text === first.text);
-  let presence = views.every((v) => v.members === first.members);
-  for (const client of cluster.connectedClients(room)) {
-    const view = views.find((v) => v.region === client.connection?.region);
-    if (!view) return { documents: false, presence: false };
-    if (client.text !== view.text) documents = false;
-    const expected = new Map(
-      view.replica
-        .members()
-        .filter((m) => m.status === "present")
-        .map((m) => [m.clientId, canonical(m.state)]),
-    );
-    const held = new Map(
-      [...client.stock.awareness.getStates()].map(([id, state]) => [id, canonical(state)]),
-    );
-    if (canonical([...expected].sort()) !== canonical([...held].sort())) presence = false;
-  }
-  return { documents, presence };
+  const found = disagreements(cluster, room);
+  const blocked = found.some((d) => d.kind === "replica");
+  return {
+    documents: !blocked && !found.some((d) => d.kind === "document"),
+    presence: !blocked && !found.some((d) => d.kind === "presence"),
+  };
 }
 
 interface RepairResult {

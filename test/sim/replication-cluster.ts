@@ -1258,3 +1258,82 @@ function diff<T extends object>(after: T, before: T): T {
   }
   return out;
 }
+
+/** One way a room's live replicas or clients disagree (invariant 1). */
+export interface Disagreement {
+  /** `replica`: no live replica to compare with (neither documents nor presence can agree). */
+  kind: "document" | "presence" | "replica";
+  message: string;
+}
+
+function vectorOf(replica: RoomReplica): string {
+  const doc = new Y.Doc();
+  Y.applyUpdate(doc, replica.encodeDocument());
+  const vector = vectorText(Y.encodeStateVector(doc));
+  doc.destroy();
+  return vector;
+}
+
+/**
+ * Invariant 1 for one room: every live replica has the same document (state vector and text)
+ * and the same members; every connected client has its replica's text, and exactly its
+ * replica's present members' states in its awareness.
+ */
+export function disagreements(cluster: ReplicationCluster, room: string): Disagreement[] {
+  const out: Disagreement[] = [];
+  const live = cluster.liveReplicas(room, false);
+  if (live.length === 0) return [{ kind: "replica", message: `${room}: no live replica` }];
+  const views = live.map(({ region, replica }) => ({
+    region,
+    replica,
+    vector: vectorOf(replica),
+    text: replicaText(replica),
+    members: [...replica.members()]
+      .sort((a, b) => a.clientId - b.clientId)
+      .map((m) => canonical(m)),
+  }));
+  const first = views[0] as (typeof views)[number];
+  for (const view of views.slice(1)) {
+    if (view.vector !== first.vector || view.text !== first.text)
+      out.push({
+        kind: "document",
+        message: `${room}: ${view.region}'s document differs from ${first.region}'s`,
+      });
+    if (canonical(view.members) !== canonical(first.members))
+      out.push({
+        kind: "presence",
+        message: `${room}: ${view.region}'s members differ from ${first.region}'s:\n  ${view.region}: ${view.members.join("\n    ")}\n  ${first.region}: ${first.members.join("\n    ")}`,
+      });
+  }
+  for (const client of cluster.connectedClients(room)) {
+    const region = client.connection?.region as string;
+    const view = views.find((v) => v.region === region);
+    if (!view) {
+      out.push({
+        kind: "replica",
+        message: `${room}: ${client.name} is connected to ${region}, whose replica is not live`,
+      });
+      continue;
+    }
+    if (client.text !== view.text)
+      out.push({
+        kind: "document",
+        message: `${room}: ${client.name}'s text differs from ${region}'s`,
+      });
+    const expected = new Map(
+      view.replica
+        .members()
+        .filter((m) => m.status === "present")
+        .map((m) => [m.clientId, canonical(m.state)]),
+    );
+    const held = new Map(
+      [...client.stock.awareness.getStates()].map(([id, state]) => [id, canonical(state)]),
+    );
+    if (canonical([...expected].sort()) !== canonical([...held].sort()))
+      out.push({
+        kind: "presence",
+        message: `${room}: ${client.name}@${region} awareness ${canonical([...held])} but ${region} has ${canonical([...expected])}`,
+      });
+  }
+  return out;
+}

@@ -9,6 +9,7 @@ import { NO_FAULTS } from "./network";
 import { SimRandom } from "./random";
 import {
   canonical,
+  disagreements,
   LATENCY_ROOM,
   ReplicationCluster,
   replicaText,
@@ -706,56 +707,9 @@ function names(members: readonly Member[]): string[] {
   return members.map((m) => `${m.clientId}@${m.region}:${m.status}`);
 }
 
-/**
- * Invariant 1 for one room: every live replica has the same document (state vector and text)
- * and the same members; every connected client has its replica's text, and exactly its
- * replica's present members' states in its awareness.
- */
+/** Invariant 1 for one room (`disagreements` in replication-cluster.ts), as messages. */
 function problems(world: World, room: string): string[] {
-  const { cluster } = world;
-  const out: string[] = [];
-  const live = cluster.liveReplicas(room, false);
-  if (live.length === 0) return [`${room}: no live replica`];
-  const views = live.map(({ region, replica }) => ({
-    region,
-    replica,
-    vector: vectorText(Y.encodeStateVector(docOf(replica.encodeDocument()))),
-    text: replicaText(replica),
-    members: presenceOf(replica.members()),
-  }));
-  const first = views[0] as (typeof views)[number];
-  for (const view of views.slice(1)) {
-    if (view.vector !== first.vector || view.text !== first.text)
-      out.push(`${room}: ${view.region}'s document differs from ${first.region}'s`);
-    if (canonical(view.members) !== canonical(first.members))
-      out.push(
-        `${room}: ${view.region}'s members differ from ${first.region}'s:\n  ${view.region}: ${view.members.join("\n    ")}\n  ${first.region}: ${first.members.join("\n    ")}`,
-      );
-  }
-  for (const client of cluster.connectedClients(room)) {
-    const region = client.connection?.region as string;
-    const view = views.find((v) => v.region === region);
-    if (!view) {
-      out.push(`${room}: ${client.name} is connected to ${region}, whose replica is not live`);
-      continue;
-    }
-    if (client.text !== view.text)
-      out.push(`${room}: ${client.name}'s text differs from ${region}'s`);
-    const expected = new Map(
-      view.replica
-        .members()
-        .filter((m) => m.status === "present")
-        .map((m) => [m.clientId, canonical(m.state)]),
-    );
-    const held = new Map(
-      [...client.stock.awareness.getStates()].map(([id, state]) => [id, canonical(state)]),
-    );
-    if (canonical([...expected].sort()) !== canonical([...held].sort()))
-      out.push(
-        `${room}: ${client.name}@${region} awareness ${canonical([...held])} but ${region} has ${canonical([...expected])}`,
-      );
-  }
-  return out;
+  return disagreements(world.cluster, room).map((d) => d.message);
 }
 
 /**

@@ -27,20 +27,10 @@ import { ReplicaOutbox } from "../../src/replication/replica-outbox";
 import { type LinkSettings, RoomLink } from "../../src/replication/room-link";
 import { MemoryRoomStorage } from "../../src/storage/memory-room-storage";
 import { summary } from "../support/presence-events";
+import { TEST_ROOM_LIMITS } from "./room-limits";
 import { StockClient } from "./stock-client";
 
-const LIMITS: RoomLimits = {
-  maxFrameBytes: 64 * 1024,
-  maxAwarenessStateBytes: 1024,
-  maxClientIdsPerConnection: 1,
-  compactAfterUpdates: 1000,
-  compactAfterBytes: 1 << 20,
-  maxConnectionsPerRoom: 100,
-  messagesPerSecond: 1000,
-  messageBurst: 100_000,
-  maxDocumentBytes: 1 << 24,
-  snapshotPageBytes: 256 * 1024,
-};
+const LIMITS: RoomLimits = TEST_ROOM_LIMITS;
 
 const ROOM = "team:doc-1";
 /** The clock of the tests (Unix ms). */

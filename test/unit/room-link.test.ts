@@ -12,6 +12,7 @@ import type { Addressed, SyncMessage } from "../../src/replication/replica-messa
 import { type LinkSettings, RoomLink } from "../../src/replication/room-link";
 import { rendezvousRank } from "../../src/routing/rendezvous";
 import { MemoryRoomStorage } from "../../src/storage/memory-room-storage";
+import { TEST_ROOM_LIMITS } from "./room-limits";
 import { StockClient } from "./stock-client";
 
 const ROOM = "team:doc-1";
@@ -20,18 +21,7 @@ const LINK: LinkSettings = { antiEntropyMs: 5_000, idleLeaveMs: 30_000, peerExpi
 const REGIONS = ["wnam", "enam", "weur", "eeur", "apac"];
 const THREE = ["wnam", "weur", "apac"];
 
-const LIMITS: RoomLimits = {
-  maxFrameBytes: 64 * 1024,
-  maxAwarenessStateBytes: 1024,
-  maxClientIdsPerConnection: 1,
-  compactAfterUpdates: 1000,
-  compactAfterBytes: 1 << 20,
-  maxConnectionsPerRoom: 100,
-  messagesPerSecond: 1000,
-  messageBurst: 100_000,
-  maxDocumentBytes: 1 << 24,
-  snapshotPageBytes: 256 * 1024,
-};
+const LIMITS: RoomLimits = TEST_ROOM_LIMITS;
 
 const toDestroy: Array<{ destroy(): void }> = [];
 afterEach(() => {

@@ -24,6 +24,7 @@ import { OutgoingMessage } from "../../src/protocol/outgoing-message";
 import { ProtocolError } from "../../src/protocol/protocol-error";
 import { MemoryRoomStorage } from "../../src/storage/memory-room-storage";
 import type { RoomStorage } from "../../src/storage/room-storage";
+import { TEST_ROOM_LIMITS } from "./room-limits";
 import {
   awarenessFrame,
   awarenessPayloadOf,
@@ -39,19 +40,7 @@ import {
   syncUpdateFrame,
 } from "./stock-client";
 
-const LIMITS: RoomLimits = {
-  maxFrameBytes: 64 * 1024,
-  maxAwarenessStateBytes: 1024,
-  maxClientIdsPerConnection: 1,
-  compactAfterUpdates: 1000,
-  compactAfterBytes: 1 << 20,
-  maxConnectionsPerRoom: 100,
-  // Generous, so only the rate-limit tests (with their own limits and clock) ever meet it.
-  messagesPerSecond: 1000,
-  messageBurst: 100_000,
-  maxDocumentBytes: 1 << 24,
-  snapshotPageBytes: 256 * 1024,
-};
+const LIMITS: RoomLimits = TEST_ROOM_LIMITS;
 
 /** The clock of tests that do not care about time (Unix ms). */
 const NOW = 1_000_000;
