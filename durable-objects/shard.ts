@@ -1,11 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import { configFromEnv, graceFor, type HaloConfig } from "../src/config/config-schema";
+import { configFromEnv, type HaloConfig } from "../src/config/config-schema";
 import type { Region } from "../src/config/regions";
 import type { ConnectionId } from "../src/core/awareness-table";
 import type { ConnectionAttachment } from "../src/core/connection-attachment";
 import { RoomCache } from "../src/core/room-cache";
 import type { PresenceSource } from "../src/core/room-replica";
 import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room-replica";
+import { roomSettings } from "../src/core/room-settings";
 import type { Secrets } from "../src/http/app-env";
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
 import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/presence-schema";
@@ -265,24 +266,12 @@ export class ShardDurableObject extends DurableObject<Env> {
       restored.push(attachment);
       this.sockets.add(name, attachment.connectionId, ws);
     }
-    const { limits, presence } = this.config;
-    const region = this.load.address()?.region;
     const { room, effects } = RoomReplica.open(
       name,
       {
         storage: this.storage,
         presenceStore: this.presenceStore,
-        limits,
-        presence: {
-          graceMs: graceFor(name, presence),
-          historyFlushMs: presence.historyFlushMs,
-          coalesceAboveMembers: presence.coalesceAboveMembers,
-          coalesceWindowMs: presence.coalesceWindowMs,
-          webhookEvents: new Set(presence.webhook?.events ?? []),
-        },
-        ...(this.replication.enabled && region !== undefined
-          ? { replication: { region, batchMs: this.config.replication.batchMs } }
-          : {}),
+        ...roomSettings(name, this.config, this.load.address()?.region),
       },
       Date.now(),
       restored,
