@@ -90,8 +90,8 @@ export class ShardReplication {
     const region = this.host.region();
     if (region === undefined) return [];
     const table = await this.tables.current(now);
-    if (isStopped(table.faults, region) || isStopped(table.faults, message.from as Region))
-      throw new Error(`region ${region} is stopped by fault injection`);
+    const stopped = [region, message.from as Region].find((r) => isStopped(table.faults, r));
+    if (stopped) throw new Error(`region ${stopped} is stopped by fault injection`);
     const replies = await this.deliver(message, region, now);
     this.sendAll(
       replies.filter((reply) => reply.to !== message.from),

@@ -4,6 +4,8 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what = "ca
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
   });
+  // A late rejection after the timeout won has no one left to hear it: mark it handled.
+  promise.catch(() => undefined);
   try {
     return await Promise.race([promise, timeout]);
   } finally {

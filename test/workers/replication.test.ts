@@ -56,10 +56,20 @@ function seesEveryone(client: TestClient, all: readonly TestClient[]): boolean {
   return all.every((other) => client.awareness.get(other.doc.clientID)?.state != null);
 }
 
+async function everyRegionAlive(): Promise<boolean> {
+  for (const from of REGIONS) {
+    const response = await SELF.fetch(`http://halo.test/v1/regions?region=${from}`);
+    const body = (await response.json()) as { regions: Array<{ status: string }> };
+    if (body.regions.some((row) => row.status !== "alive")) return false;
+  }
+  return true;
+}
+
 const open: TestClient[] = [];
 afterEach(async () => {
   for (const client of open.splice(0)) client.close();
   expect((await admin("DELETE", "/v1/admin/faults")).status).toBe(200);
+  await eventually(everyRegionAlive, 10_000, "every region alive again");
 });
 
 describe("replication between regions inside workerd (real shards, RPC, SQLite)", () => {
@@ -216,6 +226,45 @@ describe("replication between regions inside workerd (real shards, RPC, SQLite)"
       () => [...others, back].every((c) => c.text === "only-in-apac;"),
       8000,
       "the edit stored before the restart to reach every region",
+    );
+  });
+
+  it("a region declared dead loses its members everywhere with region_lost; back, it re-announces them", async () => {
+    const room = "repl-region-lost";
+    const clients = await clientsIn(room);
+    open.push(...clients);
+    const [west, , asia] = clients as [TestClient, TestClient, TestClient];
+    await eventually(() => clients.every((c) => seesEveryone(c, clients)), 5000, "a settled room");
+    west.control({ type: "presence.subscribe" });
+    // apac's directory stops (its region is down as far as the others can tell); its shards
+    // neither send nor answer.
+    expect((await admin("PUT", "/v1/admin/faults", { stopped: ["apac"] })).status).toBe(200);
+    await eventually(
+      async () =>
+        !(await presence(room, "wnam")).members.some((m) => m.region === "apac") &&
+        !(await presence(room, "weur")).members.some((m) => m.region === "apac"),
+      15_000,
+      "apac's member gone from wnam and weur",
+    );
+    const leaves = west.extension
+      .filter((m) => m.type === "presence.events")
+      .flatMap(
+        (m) => m.events as Array<{ type: string; reason?: string; member?: { region: string } }>,
+      )
+      .filter((e) => e.type === "member.leave" && e.member?.region === "apac");
+    expect(leaves.map((e) => e.reason)).toEqual(["region_lost"]);
+    // Stock clients see its cursor removed.
+    await eventually(
+      () => west.awareness.get(asia.doc.clientID)?.state === null,
+      5000,
+      "apac's cursor removed for wnam's stock client",
+    );
+    // Lifted: apac refutes, and its still-connected member is announced again everywhere.
+    expect((await admin("DELETE", "/v1/admin/faults")).status).toBe(200);
+    await eventually(
+      async () => (await presence(room, "wnam")).members.some((m) => m.region === "apac"),
+      15_000,
+      "apac's member back in wnam",
     );
   });
 });
