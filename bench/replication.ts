@@ -28,6 +28,7 @@ import type { LinkFaults } from "../test/sim/network";
 import {
   disagreements,
   LATENCY_ROOM,
+  randomChange,
   type Probe,
   ReplicationCluster,
   replicaText,
@@ -558,14 +559,8 @@ function partitionRun(
     const rate = clients.length / CHANGE_EVERY_MS;
     let n = 0;
     const change = () => {
-      const client = random.pick(clients);
       n += 1;
-      if (random.chance(0.5)) {
-        const token = `[${client.name}.${n}]`;
-        cluster.edit(client, (doc) => doc.getText("t").insert(0, token), token);
-      } else {
-        cluster.setState(client, { name: client.name, cursor: n });
-      }
+      randomChange(cluster, random.pick(clients), n, random);
     };
     /** Changes at exponential gaps until `done` holds (checked after every event) or `ms` pass. */
     const act = (ms: number, done: () => boolean = () => false): number | undefined => {

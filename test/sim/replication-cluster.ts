@@ -1177,6 +1177,24 @@ export interface LatencyReport {
  * measures, per change, the virtual time from its local apply until every other region's
  * connected clients hold it, with the messages and bytes sent between regions meanwhile.
  */
+/**
+ * One change of the latency workload, number `n`: half the time `client` types a unique token
+ * at the start of the text, otherwise it moves its cursor.
+ */
+export function randomChange(
+  cluster: ReplicationCluster,
+  client: SimClient,
+  n: number,
+  random: SimRandom,
+): void {
+  if (random.chance(0.5)) {
+    const token = `[${client.name}.${n}]`;
+    cluster.edit(client, (doc) => doc.getText("t").insert(0, token), token);
+  } else {
+    cluster.setState(client, { name: client.name, cursor: n });
+  }
+}
+
 export function runLatencyScenario(scenario: LatencyScenario): LatencyReport {
   const cluster = new ReplicationCluster({
     seed: scenario.seed,
@@ -1206,14 +1224,8 @@ export function runLatencyScenario(scenario: LatencyScenario): LatencyReport {
     let n = 0;
     while (cluster.now - started < scenario.durationMs) {
       cluster.runFor(-Math.log(1 - random.next()) / rate);
-      const client = random.pick(clients);
       n += 1;
-      if (random.chance(0.5)) {
-        const token = `[${client.name}.${n}]`;
-        cluster.edit(client, (doc) => doc.getText("t").insert(0, token), token);
-      } else {
-        cluster.setState(client, { name: client.name, cursor: n });
-      }
+      randomChange(cluster, random.pick(clients), n, random);
     }
     cluster.measuring = false;
     cluster.runFor(5_000);

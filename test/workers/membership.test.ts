@@ -2,13 +2,12 @@ import { createExecutionContext, env, runInDurableObject, SELF } from "cloudflar
 import { afterEach, describe, expect, it } from "vitest";
 import { DirectoryDurableObject } from "../../durable-objects/directory";
 import worker from "../../src/worker";
+import { ADMIN, admin, adminEnv } from "./admin";
 import { eventually, TestClient } from "./client";
 
 // vitest.workers.config.ts: regions wnam, weur, apac; a gossip round every 200 ms, suspected
 // after 1 s without a heartbeat, dead 0.6-2 s later; fault injection on.
 const REGIONS = ["apac", "weur", "wnam"];
-const ADMIN = "an-admin-token-for-membership-tests";
-const adminEnv = { ...env, HALO_ADMIN_TOKEN: ADMIN };
 
 type RegionRow = {
   region: string;
@@ -27,15 +26,6 @@ async function regions(from = "wnam"): Promise<RegionsBody> {
 
 function statusIn(body: RegionsBody, region: string): string | undefined {
   return body.regions.find((row) => row.region === region)?.status;
-}
-
-async function admin(method: string, path: string, body?: unknown): Promise<Response> {
-  const request = new Request(`http://halo.test${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return worker.fetch(request, adminEnv, createExecutionContext());
 }
 
 /** Every region's directory sees every region alive. */

@@ -1,27 +1,16 @@
-import { createExecutionContext, env, runInDurableObject, SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ShardDurableObject } from "../../durable-objects/shard";
 import { parseConfig } from "../../src/config/config-schema";
 import { shardFor } from "../../src/routing/shard-router";
-import worker from "../../src/worker";
+import { admin } from "./admin";
 import { eventually, TestClient, textOf } from "./client";
 
 // vitest.workers.config.ts: regions wnam, weur, apac (fault injection on); replication batches
 // every 10 ms, anti-entropy every 500 ms. Each region's replica is its own shard Durable Object,
 // talking to the others over real RPC.
 const REGIONS = ["wnam", "weur", "apac"] as const;
-const ADMIN = "an-admin-token-for-replication-tests";
-const adminEnv = { ...env, HALO_ADMIN_TOKEN: ADMIN };
 const config = parseConfig(env.HALO_CONFIG);
-
-async function admin(method: string, path: string, body?: unknown): Promise<Response> {
-  const request = new Request(`http://halo.test${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return worker.fetch(request, adminEnv, createExecutionContext());
-}
 
 interface PresenceBody {
   consistency: string;
