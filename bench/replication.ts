@@ -28,9 +28,9 @@ import type { LinkFaults } from "../test/sim/network";
 import {
   disagreements,
   LATENCY_ROOM,
-  randomChange,
   type Probe,
   ReplicationCluster,
+  randomChange,
   replicaText,
   SIM_REPLICATION,
   type SimClient,
