@@ -65,6 +65,8 @@ export class RoomSockets {
           if (ws) closeSocket(ws, effect.code, effect.reason);
           break;
         }
+        case "verify-token":
+          break; // asynchronous: the shard's token refresh (token-refresh.ts) takes it from here
         case "fail-room":
           for (const ws of sockets.values())
             closeSocket(ws, CloseCode.InternalError, effect.reason);

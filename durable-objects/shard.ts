@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { verifierFor } from "../src/auth/configured-verifier";
 import { configFromEnv, type HaloConfig } from "../src/config/config-schema";
 import type { Region } from "../src/config/regions";
 import type { ConnectionId } from "../src/core/awareness-table";
@@ -13,6 +14,7 @@ import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/pr
 import type { HistoryQuery } from "../src/presence/presence-store";
 import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
+import { PING_FRAME, PONG_FRAME } from "../src/protocol/liveness";
 import { replicaMessageSchema } from "../src/replication/replication-schema";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
@@ -20,6 +22,7 @@ import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
 import { ShardLoad } from "./shard-load";
 import { ShardReplication } from "./shard-replication";
+import { TokenRefresh } from "./token-refresh";
 
 /**
  * A shard: hosts many rooms, each a `RoomReplica` (the pure core). This class only adapts the
@@ -35,12 +38,17 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly sockets = new RoomSockets();
   private readonly load: ShardLoad;
   private readonly replication: ShardReplication;
+  private readonly tokens: TokenRefresh;
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = configFromEnv(env);
+    // Liveness without wake-ups: the platform itself answers a `ping` text frame with `pong`,
+    // even while the object hibernates, and never delivers it here; a client's dead-connection
+    // check costs no wake-up and no duration. Other text frames still reach webSocketMessage.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     const { limits, presence } = this.config;
     this.storage = new SqliteRoomStorage(ctx.storage, limits.maxRowBytes);
     this.presenceStore = new SqlitePresenceStore(ctx.storage, {
@@ -59,6 +67,12 @@ export class ShardDurableObject extends DurableObject<Env> {
       loadedNames: () => this.rooms.names(),
       run: (room, effects) => this.run(room, effects),
       wake: (at) => this.wakeNoLaterThan(at),
+    });
+    this.tokens = new TokenRefresh({
+      auth: this.config.auth,
+      verifier: () => verifierFor(env as Env & Secrets, this.config),
+      room: (name) => this.room(name),
+      run: (room, effects) => this.run(room, effects),
     });
   }
 
@@ -109,7 +123,9 @@ export class ShardDurableObject extends DurableObject<Env> {
       );
       return;
     }
-    await this.run(room, room.receive(connectionId, new Uint8Array(message), Date.now()));
+    const effects = room.receive(connectionId, new Uint8Array(message), Date.now());
+    await this.run(room, effects);
+    await this.tokens.handle(room.name, effects); // auth.refresh: checked asynchronously
     await this.replication.afterLocal(room, Date.now());
   }
 

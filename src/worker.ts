@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import * as Y from "yjs";
 import { authenticate, type ConnectionIdentity } from "./auth/authenticate";
-import { createTokenVerifier, type TokenVerifier } from "./auth/token-verifier";
+import { verifierFor } from "./auth/configured-verifier";
+import type { TokenVerifier } from "./auth/token-verifier";
 import { ConfigError, configFromEnv, type HaloConfig } from "./config/config-schema";
 import { adminRoutes } from "./http/admin-routes";
 import type { AppEnv, Bindings } from "./http/app-env";
@@ -33,31 +34,6 @@ import { shardFor } from "./routing/shard-router";
 
 export { DirectoryDurableObject } from "../durable-objects/directory";
 export { ShardDurableObject } from "../durable-objects/shard";
-
-const verifiers = new WeakMap<object, TokenVerifier | null>();
-
-/** The token verifier for this isolate's keys, or null when none is configured. */
-function verifierFor(env: Bindings, config: HaloConfig): TokenVerifier | null {
-  if (verifiers.has(env)) return verifiers.get(env) ?? null;
-  const secret = env.HALO_TOKEN_SECRET || undefined;
-  const verifier =
-    secret || config.auth.jwks
-      ? createTokenVerifier(
-          { hs256Secret: secret, jwks: config.auth.jwks as JsonWebKeySetLike | undefined },
-          config.auth,
-        )
-      : null;
-  if (verifier === null && !config.auth.anonymous) {
-    // Secure by default: a deployment that could check no token serves nothing.
-    throw new ConfigError(
-      "no token key configured: set the HALO_TOKEN_SECRET secret or HALO_CONFIG.auth.jwks (or, in development only, HALO_CONFIG.auth.anonymous = true)",
-    );
-  }
-  verifiers.set(env, verifier);
-  return verifier;
-}
-
-type JsonWebKeySetLike = Parameters<typeof createTokenVerifier>[0]["jwks"];
 
 const app = new Hono<AppEnv>();
 

@@ -7,6 +7,7 @@ import {
 } from "jose";
 import { z } from "zod";
 import { type Capability, capabilitySchema } from "./capabilities";
+import { MAX_TOKEN_CHARS } from "./token-limits";
 
 const utf8 = new TextEncoder();
 
@@ -81,6 +82,8 @@ export function createTokenVerifier(keys: TokenKeys, policy: TokenPolicy): Token
   return {
     async verify(token, nowMs) {
       if (token.length === 0) throw new AuthError("missing_token", "no token given");
+      if (token.length > MAX_TOKEN_CHARS)
+        throw new AuthError("invalid_token", `token is over ${MAX_TOKEN_CHARS} characters`);
       let alg: string | undefined;
       try {
         alg = decodeProtectedHeader(token).alg;

@@ -105,7 +105,12 @@ export type RoomEffect =
   | { kind: "attach"; connectionId: ConnectionId; attachment: ConnectionAttachment }
   | { kind: "close"; connectionId: ConnectionId; code: number; reason: string }
   /** The room's memory may no longer match its storage: close every socket and unload it. */
-  | { kind: "fail-room"; reason: string };
+  | { kind: "fail-room"; reason: string }
+  /**
+   * A connection sent a fresh token (`auth.refresh`). Checking it is asynchronous, so the shell
+   * does it and answers with `refreshIdentity` (or `reject`); nothing is sent meanwhile.
+   */
+  | { kind: "verify-token"; connectionId: ConnectionId; token: string };
 
 /** An awareness entry with the connection that owns it: the awareness layer, without grace. */
 export interface AwarenessOwner {
@@ -476,11 +481,79 @@ export class RoomReplica implements MessageTarget {
   applyControl(connectionId: ConnectionId, message: ControlMessage): void {
     const info = this.connections.get(connectionId);
     if (!info) return;
+    if (message.type === "auth.refresh") {
+      this.emit({ kind: "verify-token", connectionId, token: message.token });
+      return;
+    }
     if (message.type === "presence.subscribe" && !info.presenceEvents) {
       info.presenceEvents = true;
       this.emit({ kind: "attach", connectionId, attachment: this.attachmentOf(info) });
     }
     this.sendPresenceSnapshot(connectionId);
+  }
+
+  /**
+   * A fresh token for an open connection (`auth.refresh`), verified by the shell for this room.
+   * It must name the connection's own user. Its expiry and rights replace the connection's;
+   * the name and user info stay as at connect, so presence sees no change (they change with a
+   * reconnect). The attachment follows, so the new identity survives hibernation, and the
+   * alarm is asked for the new expiry (an alarm set for the old one finds nothing due and sets
+   * the next). Narrowed rights apply from the next frame on (`hasRight` reads the identity); a
+   * dropped `presence` also withdraws the connection's awareness entries at once, since it
+   * could no longer renew or remove them itself. Answers `auth.refreshed` to that socket only.
+   */
+  refreshIdentity(
+    connectionId: ConnectionId,
+    identity: ConnectionIdentity,
+    nowMs: number,
+  ): RoomEffect[] {
+    const info = this.connections.get(connectionId);
+    if (!info) return []; // closed while its token was being checked
+    this.setNow(nowMs);
+    if (identity.userId !== info.identity.userId) {
+      this.closeConnection(
+        connectionId,
+        CloseCode.PolicyViolation,
+        "token refresh names another user",
+      );
+      return this.flush();
+    }
+    const { expiresAt, rights } = identity;
+    if (expiresAt !== null && expiresAt <= nowMs) {
+      // Within the verifier's clock tolerance, but already past: the alarm would close it at once.
+      this.closeConnection(
+        connectionId,
+        CloseCode.PolicyViolation,
+        "token refresh refused: token has expired",
+      );
+      return this.flush();
+    }
+    const hadPresence = hasRight(info.identity, "presence");
+    info.identity = { ...info.identity, rights: [...rights], expiresAt };
+    if (hadPresence && !hasRight(info.identity, "presence")) this.withdrawAwareness(connectionId);
+    this.emit({ kind: "attach", connectionId, attachment: this.attachmentOf(info) });
+    this.emit({
+      kind: "send",
+      connectionId,
+      frame: OutgoingMessage.extension({ type: "auth.refreshed", expiresAt }),
+    });
+    if (expiresAt !== null) this.wakeFor(expiresAt);
+    return this.flush();
+  }
+
+  /** Removes a still-open connection's awareness entries, as its close would (its members leave with `left`). */
+  private withdrawAwareness(connectionId: ConnectionId): void {
+    const removed = this.awareness.removeConnection(connectionId);
+    if (removed.length === 0) return;
+    // Not to the connection itself: a stock client answers a null for its own entry by re-sending it.
+    this.emit({
+      kind: "broadcast",
+      frame: OutgoingMessage.awareness(removed),
+      except: connectionId,
+    });
+    for (const entry of removed)
+      this.presenceEvents.push(...this.presence.withdraw(entry.clientId, this.nowMs));
+    this.wakeFor(this.presence.nextDeadline());
   }
 
   answerQueryAwareness(connectionId: ConnectionId): void {

@@ -16,6 +16,7 @@ import {
   matchesPattern,
   rightsFor,
 } from "../../src/auth/capabilities";
+import { MAX_TOKEN_CHARS } from "../../src/auth/token-limits";
 import {
   AuthError,
   type AuthErrorCode,
@@ -210,6 +211,11 @@ describe("token verifier: HS256", () => {
       name: "Ada Lovelace",
       user,
     });
+  });
+
+  it("refuses a token over MAX_TOKEN_CHARS before parsing it", async () => {
+    const padded = `${await hsToken({ cap: CAP })}${"x".repeat(MAX_TOKEN_CHARS)}`;
+    await expectAuthError(verifier.verify(padded, NOW), "invalid_token", /over 16384 characters/);
   });
 
   it("leaves name and user out when the token has none", async () => {

@@ -1,6 +1,7 @@
 import { SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { authenticate } from "../../src/auth/authenticate";
+import { verifyRefresh } from "../../src/auth/refresh";
 import { createTokenVerifier } from "../../src/auth/token-verifier";
 import { authSchema } from "../../src/config/config-schema";
 import { HttpError } from "../../src/http/errors";
@@ -114,5 +115,36 @@ describe("authenticate", () => {
       fixedId,
     );
     expect(verified.userId).toBe("ada");
+  });
+});
+
+describe("verifyRefresh (auth.refresh on an open socket)", () => {
+  it("checks the token as the door does for the room: identity, or a reason to close with", async () => {
+    const good = await sign({ "team:*": ["read", "presence"] });
+    expect(await verifyRefresh(good, "team:doc", strict, verifier, NOW)).toEqual({
+      ok: true,
+      identity: { userId: "ada", rights: ["read", "presence"], expiresAt: NOW + 60_000 },
+    });
+    expect(await verifyRefresh(good, "elsewhere", strict, verifier, NOW)).toEqual({
+      ok: false,
+      reason: 'token refresh refused: the token grants no read right in room "elsewhere"',
+    });
+    expect(await verifyRefresh("garbage", "team:doc", strict, verifier, NOW)).toEqual({
+      ok: false,
+      reason: "token refresh refused: token is not a JWT",
+    });
+    const stale = await sign({ "*": ["read"] }, NOW / 1000 - 60);
+    expect(await verifyRefresh(stale, "team:doc", strict, verifier, NOW)).toEqual({
+      ok: false,
+      reason: "token refresh refused: token has expired",
+    });
+  });
+
+  it("refuses every refresh without a verifier (anonymous development access), even anonymously allowed", async () => {
+    const good = await sign({ "*": ["read"] });
+    expect(await verifyRefresh(good, "r", anonymous, null, NOW)).toEqual({
+      ok: false,
+      reason: "token refresh needs a token verifier",
+    });
   });
 });

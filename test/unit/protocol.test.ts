@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
+import { MAX_TOKEN_CHARS } from "../../src/auth/token-limits";
 import {
   type AwarenessEntry,
   decodeAwarenessUpdate,
@@ -368,6 +369,41 @@ describe("decodeIncomingMessage: rejected frames", () => {
       encoding.writeVarUint8Array(e, payload);
     });
     expectRejected(frame, 1007, /awareness state claims 50 bytes but 2 remain/);
+  });
+});
+
+describe("decodeIncomingMessage: control messages (extension channel)", () => {
+  function controlFrame(message: unknown): Uint8Array {
+    return buildFrame((e) => {
+      encoding.writeVarUint(e, 100);
+      encoding.writeVarString(e, JSON.stringify(message));
+    });
+  }
+  const BIG = { ...LIMITS, maxFrameBytes: 64 * 1024 };
+
+  it("decodes auth.refresh with its token", () => {
+    expect(decode(controlFrame({ type: "auth.refresh", token: "a.b.c" }))).toEqual({
+      type: "control",
+      message: { type: "auth.refresh", token: "a.b.c" },
+    });
+    const longest = "x".repeat(MAX_TOKEN_CHARS);
+    expect(
+      decodeIncomingMessage(controlFrame({ type: "auth.refresh", token: longest }), BIG),
+    ).toMatchObject({ message: { token: longest } });
+  });
+
+  it("rejects an auth.refresh without a token, with an empty or over-long one, or with extra fields, with 1007", () => {
+    const unknown = /not a known control message/;
+    expectRejected(controlFrame({ type: "auth.refresh" }), 1007, unknown);
+    expectRejected(controlFrame({ type: "auth.refresh", token: "" }), 1007, unknown);
+    expectRejected(controlFrame({ type: "auth.refresh", token: 42 }), 1007, unknown);
+    expectRejected(controlFrame({ type: "auth.refresh", token: "t", user: "x" }), 1007, unknown);
+    expectRejected(
+      controlFrame({ type: "auth.refresh", token: "x".repeat(MAX_TOKEN_CHARS + 1) }),
+      1007,
+      unknown,
+      BIG,
+    );
   });
 });
 

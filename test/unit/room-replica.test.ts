@@ -1,3 +1,4 @@
+import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import * as awarenessProtocol from "y-protocols/awareness";
@@ -156,6 +157,7 @@ function kinds(effects: readonly RoomEffect[]): string[] {
 
 function frameName(frame: Uint8Array): string {
   const { type, step } = frameKind(frame);
+  if (type === 100) return "extension";
   return type === MESSAGE_AWARENESS ? "awareness" : `sync${step === undefined ? "" : step}`;
 }
 
@@ -1579,6 +1581,182 @@ describe("RoomReplica rights", () => {
     expect(due.nextDeadline).toBe(9_000);
     expect(replica.expire(10_000).nextDeadline).toBeNull();
     expect(replica.connectionCount).toBe(1);
+  });
+});
+
+describe("RoomReplica.refreshIdentity (auth.refresh)", () => {
+  const ADA: ConnectionIdentity = {
+    userId: "ada",
+    name: "Ada",
+    rights: ["read", "write", "presence"],
+    expiresAt: 5_000,
+  };
+
+  /** A control message on the extension channel, as a client sends it. */
+  function controlFrame(message: unknown): Uint8Array {
+    return buildFrame((e) => {
+      encoding.writeVarUint(e, 100);
+      encoding.writeVarString(e, JSON.stringify(message));
+    });
+  }
+
+  /** The JSON messages of the extension frames among `effects` sent to `connectionId`. */
+  function extensionsTo(effects: readonly RoomEffect[], connectionId: ConnectionId): unknown[] {
+    return effects.flatMap((e) => {
+      const to =
+        (e.kind === "send" && e.connectionId === connectionId) ||
+        (e.kind === "multicast" && e.connectionIds.includes(connectionId));
+      if (!to || e.frame[0] !== 100) return [];
+      const decoder = decoding.createDecoder(e.frame);
+      decoding.readVarUint(decoder);
+      return [JSON.parse(decoding.readVarString(decoder))];
+    });
+  }
+
+  /** Ada (subscribed to presence events, with a cursor) and Bob watching. */
+  function roomWithAda(identity: ConnectionIdentity = ADA) {
+    const replica = open();
+    replica.connect({ ...info("a", 1000, identity), presenceEvents: true });
+    replica.connect({
+      ...info("b", 1000, { ...EVERYONE, userId: "bob" }),
+      presenceEvents: true,
+    });
+    replica.receive(
+      "a",
+      OutgoingMessage.awareness([{ clientId: 7, clock: 1, json: '{"x":1}' }]),
+      NOW,
+    );
+    replica.takeWakeAt();
+    return replica;
+  }
+
+  it("hands an auth.refresh frame to the shell as a verify-token effect, and nothing else", () => {
+    const replica = roomWithAda();
+    expect(
+      replica.receive("a", controlFrame({ type: "auth.refresh", token: "t.o.k" }), 1_500),
+    ).toEqual([{ kind: "verify-token", connectionId: "a", token: "t.o.k" }]);
+    expect(replica.connectionCount).toBe(2);
+  });
+
+  it("same user: the expiry moves, the attachment follows, auth.refreshed goes to that socket only, presence does not change", () => {
+    const replica = roomWithAda();
+    const version = replica.presenceVersion;
+    const fresh = { ...ADA, name: "Ada renamed", expiresAt: 9_000 };
+    const effects = replica.refreshIdentity("a", fresh, 2_000);
+    expect(kinds(effects)).toEqual(["attach:a", "send:a:extension"]);
+    const attach = effects[0];
+    if (attach?.kind !== "attach") throw new Error("expected attach");
+    // What survives hibernation: the new expiry; the name stays as at connect.
+    expect(roundTrip(attach.attachment).identity).toEqual({ ...ADA, expiresAt: 9_000 });
+    expect(roundTrip(attach.attachment).clients.map((c) => c.clientId)).toEqual([7]);
+    expect(extensionsTo(effects, "a")).toEqual([{ type: "auth.refreshed", expiresAt: 9_000 }]);
+    expect(extensionsTo(effects, "b")).toEqual([]);
+    expect(replica.presenceVersion).toBe(version);
+    expect(replica.members().map((m) => [m.userId, m.name, m.status])).toEqual([
+      ["ada", "Ada", "present"],
+    ]);
+    expect(replica.takeWakeAt()).toBe(9_000);
+    // The old expiry passes without a close; the new one closes.
+    expect(replica.expire(5_000)).toEqual({ effects: [], nextDeadline: 9_000 });
+    expect(kinds(replica.expire(9_000).effects)).toContain("close:a");
+  });
+
+  it("another user's token closes the connection with 1008 and changes nothing else", () => {
+    const replica = roomWithAda();
+    const effects = replica.refreshIdentity(
+      "a",
+      { ...ADA, userId: "mallory", expiresAt: 9_000 },
+      2_000,
+    );
+    expect(effects[0]).toEqual({
+      kind: "close",
+      connectionId: "a",
+      code: 1008,
+      reason: "token refresh names another user",
+    });
+    expect(extensionsTo(effects, "a")).toEqual([]);
+    expect(replica.connectionCount).toBe(1);
+  });
+
+  it("a token already past its expiry (within the verifier's tolerance) closes with 1008", () => {
+    const replica = roomWithAda();
+    const effects = replica.refreshIdentity("a", { ...ADA, expiresAt: 1_900 }, 2_000);
+    expect(effects[0]).toMatchObject({
+      kind: "close",
+      code: 1008,
+      reason: "token refresh refused: token has expired",
+    });
+  });
+
+  it("ignores a connection that closed while its token was checked", () => {
+    const replica = roomWithAda();
+    replica.disconnect("a", true, 1_800);
+    expect(replica.refreshIdentity("a", { ...ADA, expiresAt: 9_000 }, 2_000)).toEqual([]);
+  });
+
+  it("narrowed rights apply from then on: without write an update is refused, without presence the cursor goes and stays gone", () => {
+    const replica = roomWithAda();
+    const effects = replica.refreshIdentity(
+      "a",
+      { ...ADA, rights: ["read"], expiresAt: 9_000 },
+      2_000,
+    );
+    // Presence dropped: Ada's entry is removed for everyone else (not echoed to Ada, whose stock
+    // client would re-send it), her member leaves, and her attachment owns nothing.
+    expect(kinds(effects)).toEqual([
+      "broadcast:awareness:except:a",
+      "attach:a",
+      "send:a:extension",
+      "multicast:a,b",
+    ]);
+    const removal = effects[0];
+    if (removal?.kind !== "broadcast") throw new Error("expected the removal");
+    expect(awarenessEntriesOf(removal.frame)).toEqual([
+      expect.objectContaining({ clientId: 7, json: "null" }),
+    ]);
+    const attach = effects[1];
+    if (attach?.kind !== "attach") throw new Error("expected attach");
+    expect(roundTrip(attach.attachment).identity.rights).toEqual(["read"]);
+    expect(roundTrip(attach.attachment).clients).toEqual([]);
+    expect(replica.members()).toEqual([]);
+    // Her next cursor is dropped, and she stays connected.
+    expect(
+      replica.receive(
+        "a",
+        OutgoingMessage.awareness([{ clientId: 7, clock: 3, json: '{"x":2}' }]),
+        2_100,
+      ),
+    ).toEqual([]);
+    expect(replica.awarenessOwners()).toEqual([]);
+    // Her next edit is refused as a reader's.
+    const source = new Y.Doc();
+    let update: Uint8Array = new Uint8Array();
+    source.on("update", (u: Uint8Array) => {
+      update = u;
+    });
+    source.getText("t").insert(0, "no longer allowed");
+    const refused = replica.receive("a", syncUpdateFrame(update), 2_200);
+    expect(refused.map((e) => e.kind)).toEqual(["send", "close"]);
+    expect(refused[1]).toMatchObject({
+      code: 1008,
+      reason: expect.stringMatching(/^permission denied/),
+    });
+    expect(textOf(replica.encodeDocument())).toBe("");
+  });
+
+  it("widened rights apply at once: a reader refreshed with write may edit", () => {
+    const replica = roomWithAda({ ...ADA, rights: ["read"] });
+    replica.refreshIdentity("a", { ...ADA, expiresAt: 9_000 }, 2_000);
+    const source = new Y.Doc();
+    let update: Uint8Array = new Uint8Array();
+    source.on("update", (u: Uint8Array) => {
+      update = u;
+    });
+    source.getText("t").insert(0, "now allowed");
+    expect(kinds(replica.receive("a", syncUpdateFrame(update), 2_100))).toEqual([
+      "broadcast:sync2",
+    ]);
+    expect(textOf(replica.encodeDocument())).toBe("now allowed");
   });
 });
 

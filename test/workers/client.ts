@@ -27,6 +27,8 @@ export class TestClient {
   readonly frames: Uint8Array[] = [];
   /** Messages received on Halo's extension channel (type 100), parsed. */
   readonly extension: Array<{ type: string; [key: string]: unknown }> = [];
+  /** Text frames received (only the liveness `pong`; the protocol itself is binary). */
+  readonly texts: string[] = [];
   closeEvent: { code: number; reason: string } | null = null;
   private readonly closed: Promise<{ code: number; reason: string }>;
 
@@ -37,9 +39,10 @@ export class TestClient {
         resolve(this.closeEvent);
       });
     });
-    ws.addEventListener("message", (event) =>
-      this.onFrame(new Uint8Array(event.data as ArrayBuffer)),
-    );
+    ws.addEventListener("message", (event) => {
+      if (typeof event.data === "string") this.texts.push(event.data);
+      else this.onFrame(new Uint8Array(event.data as ArrayBuffer));
+    });
     this.doc.on("update", (update: Uint8Array, origin: unknown) => {
       if (origin !== this) this.send(frame((e) => syncProtocol.writeUpdate(e, update), 0));
     });
