@@ -31,6 +31,12 @@ export class PresenceView {
   /** Pages of a snapshot still arriving, and the events that came meanwhile. */
   private pending: { seq: number; pages: Map<number, Member[]>; count: number } | null = null;
   private early: PresenceEvent[] = [];
+  private snapshots = 0;
+
+  /** How many whole snapshots have been applied. */
+  get snapshotsApplied(): number {
+    return this.snapshots;
+  }
 
   /** Every member, in join order. */
   members(): Member[] {
@@ -52,6 +58,7 @@ export class PresenceView {
   /** A message from the server's extension channel. */
   receive(message: ServerExtensionMessage): ViewResult {
     if (message.type === "presence.snapshot") return this.snapshotPage(message);
+    if (message.type !== "presence.events") return { changes: [], resync: false };
     if (this.seq === null || this.pending !== null) {
       this.early.push(...message.events); // applied after the snapshot they follow
       return { changes: [], resync: false };
@@ -78,6 +85,7 @@ export class PresenceView {
     this.pending = null;
     const changes = this.replaceWith(members);
     this.seq = seq;
+    this.snapshots++;
     const early = this.early.filter((event) => event.seq > seq);
     this.early = [];
     const after = this.events(early);

@@ -1,0 +1,214 @@
+import type { z } from "zod";
+import type { presenceResponseSchema, regionsResponseSchema } from "../http/api-schemas";
+import { type ClientClock, systemClock } from "./client-clock";
+import { Emitter } from "./emitter";
+import { Room, type RoomOptions, type RoomSettings } from "./room";
+import {
+  type ConnectionStatus,
+  DEFAULT_CONNECTION_SETTINGS,
+  type WebSocketConstructor,
+} from "./room-connection";
+import { type GetToken, TokenSource } from "./token-source";
+
+export type PresenceResponse = z.infer<typeof presenceResponseSchema>;
+export type RegionsResponse = z.infer<typeof regionsResponseSchema>;
+
+/** What `connect()` takes. Give `token`, or `getToken` to have tokens refreshed before expiry. */
+export interface ConnectOptions {
+  /** The service's base URL: `https://halo.example.com`, or `http://127.0.0.1:8787` locally. */
+  url: string;
+  /** A fixed JWT for every room. */
+  token?: string;
+  /** Asked for a room's token when it first connects, before the token expires, and after a policy close. */
+  getToken?: GetToken;
+  /** Pin a region (`?region=`, where the deployment allows it; development does). */
+  region?: string;
+  /** Anonymous development only: the userId to appear as (`?user=`). */
+  user?: string;
+  /** The WebSocket class; defaults to the global one (browsers, Node 22). On Node 20 pass `ws`. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect backoff: the first wait's ceiling and the longest wait (ms). Full jitter. */
+  backoff?: Partial<RoomSettings["backoff"]>;
+  /** Ping a socket silent this long (ms, 0 = never); answered by the platform, no shard woken. */
+  pingIntervalMs?: number;
+  /** Reconnect when nothing answers a ping within this (ms). */
+  pongTimeoutMs?: number;
+  /** Refresh tokens this long before `exp` (ms). */
+  tokenRefreshMarginMs?: number;
+  /** @internal Time and randomness, for tests. */
+  clock?: ClientClock;
+}
+
+export type ClientEvents = {
+  /** The status of one of the client's rooms changed. */
+  status: (room: Room, status: ConnectionStatus) => void;
+};
+
+/**
+ * A connection to Halo: one socket per room (the room is the URL), rooms created with
+ * `room(name)`, and the REST queries an app or an operator wants.
+ */
+export class HaloClient extends Emitter<ClientEvents> {
+  private readonly rooms = new Map<string, Room>();
+  private readonly settings: RoomSettings;
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private readonly clock: ClientClock;
+  private readonly removeOnline: () => void;
+
+  constructor(private readonly options: ConnectOptions) {
+    super();
+    if (options.token !== undefined && options.getToken !== undefined)
+      throw new TypeError("connect(): give token or getToken, not both");
+    const base = new URL(options.url); // throws on a malformed URL, before any socket
+    if (!["http:", "https:", "ws:", "wss:"].includes(base.protocol))
+      throw new TypeError(`connect(): url must be http(s) or ws(s), not ${base.protocol}`);
+    const WebSocketImpl =
+      options.WebSocket ??
+      (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket ??
+      undefined;
+    if (!WebSocketImpl)
+      throw new TypeError(
+        "connect(): no global WebSocket here; pass one (e.g. `ws`) as options.WebSocket",
+      );
+    this.WebSocketImpl = WebSocketImpl;
+    this.clock = options.clock ?? systemClock;
+    this.settings = {
+      backoff: { ...DEFAULT_CONNECTION_SETTINGS.backoff, ...options.backoff },
+      pingIntervalMs: options.pingIntervalMs ?? DEFAULT_CONNECTION_SETTINGS.pingIntervalMs,
+      pongTimeoutMs: options.pongTimeoutMs ?? DEFAULT_CONNECTION_SETTINGS.pongTimeoutMs,
+      tokenRefreshMarginMs: options.tokenRefreshMarginMs ?? 30_000,
+    };
+    this.removeOnline = onBrowserOnline(() => {
+      for (const room of this.rooms.values()) room.retryNow();
+    });
+  }
+
+  /**
+   * The room `name`, connecting unless `connect: false`. Asking again for a room already open
+   * returns the same one (and throws if a different document is passed).
+   */
+  room(name: string, options: RoomOptions = {}): Room {
+    const existing = this.rooms.get(name);
+    if (existing) {
+      if (options.doc !== undefined && options.doc !== existing.doc)
+        throw new Error(`room ${name} is already open with another document`);
+      return existing;
+    }
+    const tokens = new TokenSource(name, this.options.token, this.options.getToken);
+    const room = new Room(
+      name,
+      options,
+      tokens,
+      (room, token) => this.socketUrl(room, token),
+      this.WebSocketImpl,
+      this.clock,
+      this.settings,
+      (gone) => this.rooms.delete(gone.name),
+    );
+    room.on("status", (status) => this.emit("status", room, status));
+    this.rooms.set(name, room);
+    return room;
+  }
+
+  /** The rooms open now. */
+  openRooms(): Room[] {
+    return [...this.rooms.values()];
+  }
+
+  /** `GET /v1/rooms/:room/presence`: who is in a room, without joining it. */
+  async fetchPresence(
+    room: string,
+    query: { consistency?: "local" | "all"; view?: "members" | "users" | "counts" } = {},
+  ): Promise<PresenceResponse> {
+    const params = new URLSearchParams();
+    if (query.consistency) params.set("consistency", query.consistency);
+    if (query.view) params.set("view", query.view);
+    return this.getJson(`/v1/rooms/${encodeURIComponent(room)}/presence`, params, room);
+  }
+
+  /** `GET /v1/regions`: the region-membership table as the nearest directory sees it. */
+  async fetchRegions(): Promise<RegionsResponse> {
+    return this.getJson("/v1/regions", new URLSearchParams(), null);
+  }
+
+  /** Leaves every room and closes every socket. */
+  close(): void {
+    for (const room of [...this.rooms.values()]) room.destroy();
+    this.removeOnline();
+    this.removeAllListeners();
+  }
+
+  private socketUrl(room: string, token: string | null): string {
+    const url = new URL(`v1/rooms/${encodeURIComponent(room)}`, withSlash(this.options.url));
+    url.protocol = url.protocol === "https:" || url.protocol === "wss:" ? "wss:" : "ws:";
+    // Browsers cannot set headers on a WebSocket, so the token rides in the query string.
+    url.searchParams.set("presence", "events");
+    this.addIdentity(url.searchParams, token);
+    return url.toString();
+  }
+
+  private addIdentity(params: URLSearchParams, token: string | null): void {
+    if (token !== null) params.set("token", token);
+    if (this.options.region !== undefined) params.set("region", this.options.region);
+    if (this.options.user !== undefined && token === null) params.set("user", this.options.user);
+  }
+
+  private async getJson<T>(path: string, params: URLSearchParams, room: string | null): Promise<T> {
+    const url = new URL(path.slice(1), withSlash(this.options.url));
+    url.protocol =
+      url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
+    const token =
+      room === null
+        ? null
+        : await new TokenSource(room, this.options.token, this.options.getToken).ensure();
+    for (const [key, value] of params) url.searchParams.set(key, value);
+    this.addIdentity(url.searchParams, null);
+    const response = await fetch(url, {
+      headers: token === null ? {} : { authorization: `Bearer ${token}` },
+    });
+    const body: unknown = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new HaloRequestError(
+        response.status,
+        error?.code ?? "http_error",
+        error?.message ?? response.statusText,
+      );
+    }
+    return body as T;
+  }
+}
+
+/** A REST request the server answered with an error (its JSON `error` body). */
+export class HaloRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${status} ${code}: ${message}`);
+    this.name = "HaloRequestError";
+  }
+}
+
+/** Connects to Halo. Rooms open with `client.room(name, { doc, presence })`. */
+export function connect(options: ConnectOptions): HaloClient {
+  return new HaloClient(options);
+}
+
+function withSlash(url: string): string {
+  return url.endsWith("/") ? url : `${url}/`;
+}
+
+/** Calls `retry` when a browser reports it is back online; a no-op elsewhere. */
+function onBrowserOnline(retry: () => void): () => void {
+  const target = globalThis as {
+    addEventListener?: (type: string, listener: () => void) => void;
+    removeEventListener?: (type: string, listener: () => void) => void;
+    document?: unknown;
+  };
+  if (target.document === undefined || typeof target.addEventListener !== "function")
+    return () => {};
+  target.addEventListener("online", retry);
+  return () => target.removeEventListener?.("online", retry);
+}
