@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { AuthSettings } from "../config/config-schema";
 import { HttpError } from "../http/errors";
+import { MAX_USER_ID_LENGTH, USER_ID_PATTERN } from "../protocol/names";
 import { type Right, rightSchema, rightsFor } from "./capabilities";
 import { AuthError, type TokenVerifier } from "./token-verifier";
 
@@ -29,8 +30,8 @@ export interface Credentials {
 const anonymousUserSchema = z
   .string()
   .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._~:@-]+$/, "user may contain only A-Z a-z 0-9 . _ ~ : @ -");
+  .max(MAX_USER_ID_LENGTH)
+  .regex(USER_ID_PATTERN, "user may contain only A-Z a-z 0-9 . _ ~ : @ -");
 
 /**
  * Establishes who is asking and what they may do in `room`. A token, when given, is always

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { presenceResponseSchema, regionsResponseSchema } from "../http/api-schemas";
+import { roomNameProblem, userIdProblem } from "../protocol/names";
 import { type ClientClock, systemClock } from "./client-clock";
 import { Emitter } from "./emitter";
 import { Room, type RoomOptions, type RoomSettings } from "./room";
@@ -60,6 +61,9 @@ export class HaloClient extends Emitter<ClientEvents> {
     if (options.token !== undefined && options.getToken !== undefined)
       throw new TypeError("connect(): give token or getToken, not both");
     const base = new URL(options.url); // throws on a malformed URL, before any socket
+    // The server would refuse these at the handshake, which a browser reports only as 1006.
+    const userProblem = options.user === undefined ? null : userIdProblem(options.user);
+    if (userProblem) throw new TypeError(`connect(): ${userProblem}`);
     if (!["http:", "https:", "ws:", "wss:"].includes(base.protocol))
       throw new TypeError(`connect(): url must be http(s) or ws(s), not ${base.protocol}`);
     const WebSocketImpl =
@@ -88,6 +92,8 @@ export class HaloClient extends Emitter<ClientEvents> {
    * returns the same one (and throws if a different document is passed).
    */
   room(name: string, options: RoomOptions = {}): Room {
+    const problem = roomNameProblem(name);
+    if (problem) throw new TypeError(`room(): ${problem}`);
     const existing = this.rooms.get(name);
     if (existing) {
       if (options.doc !== undefined && options.doc !== existing.doc)

@@ -20,7 +20,7 @@ import type { PresenceState } from "./room-presence";
 const RoomContext = createContext<Room | null>(null);
 
 /** A member whose state the app knows the shape of. */
-export type MemberOf<S extends PresenceState> = Omit<Member, "state"> & { state: S };
+export type MemberOf<S extends object> = Omit<Member, "state"> & { state: S };
 
 export interface RoomProviderProps extends RoomOptions {
   client: HaloClient;
@@ -74,7 +74,7 @@ export function useRoom(room?: Room): Room {
 }
 
 /** This client's presence state and a function that merges fields into it (entering if needed). */
-export function usePresence<S extends PresenceState = PresenceState>(
+export function usePresence<S extends object = PresenceState>(
   room?: Room,
 ): [S | null, (fields: Partial<S>) => void] {
   const current = useRoom(room);
@@ -90,18 +90,21 @@ export function usePresence<S extends PresenceState = PresenceState>(
     awareness.on("change", onChange);
     return () => awareness.off("change", onChange);
   }, [current]);
-  const update = useCallback((fields: Partial<S>) => current.presence.update(fields), [current]);
+  const update = useCallback(
+    (fields: Partial<S>) => current.presence.update(fields as PresenceState),
+    [current],
+  );
   return [state, update];
 }
 
 /** Every other member of the room, with the identity the server knows; re-renders on change. */
-export function useOthers<S extends PresenceState = PresenceState>(room?: Room): MemberOf<S>[] {
+export function useOthers<S extends object = PresenceState>(room?: Room): MemberOf<S>[] {
   const current = useRoom(room);
   return useMemberList(current, () => current.presence.others()) as MemberOf<S>[];
 }
 
 /** Every member, this client included. */
-export function useMembers<S extends PresenceState = PresenceState>(room?: Room): MemberOf<S>[] {
+export function useMembers<S extends object = PresenceState>(room?: Room): MemberOf<S>[] {
   const current = useRoom(room);
   return useMemberList(current, () => current.presence.members()) as MemberOf<S>[];
 }

@@ -1,7 +1,6 @@
 import { z } from "zod";
 
-/** Longest room name, in characters. */
-export const MAX_ROOM_NAME_LENGTH = 128;
+import { MAX_ROOM_NAME_LENGTH, ROOM_NAME_PATTERN } from "../protocol/names";
 
 /**
  * Room names: 1 to 128 characters from `A-Z a-z 0-9 . _ ~ : -`, and not `.` or `..`.
@@ -12,5 +11,5 @@ export const roomNameSchema = z
   .string()
   .min(1, "room name is empty")
   .max(MAX_ROOM_NAME_LENGTH, `room name is longer than ${MAX_ROOM_NAME_LENGTH} characters`)
-  .regex(/^[A-Za-z0-9._~:-]+$/, "room name may contain only A-Z a-z 0-9 . _ ~ : -")
+  .regex(ROOM_NAME_PATTERN, "room name may contain only A-Z a-z 0-9 . _ ~ : -")
   .refine((name) => name !== "." && name !== "..", "room name may not be . or ..");

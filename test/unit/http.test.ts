@@ -3,7 +3,7 @@ import * as Y from "yjs";
 import { ConfigError, type HaloConfigInput, parseConfig } from "../../src/config/config-schema";
 import { REGION_NAMES } from "../../src/config/regions";
 import { HttpError } from "../../src/http/errors";
-import { MAX_ROOM_NAME_LENGTH, roomNameSchema } from "../../src/http/room-name";
+import { roomNameSchema } from "../../src/http/room-name";
 import {
   parseRoomName,
   parseStateVector,
@@ -11,6 +11,7 @@ import {
   shardUpgradeHeadersSchema,
 } from "../../src/http/room-request";
 import { assertValidHandshake, wantsWebSocket } from "../../src/http/websocket-handshake";
+import { MAX_ROOM_NAME_LENGTH } from "../../src/protocol/names";
 import { shardIndexFor } from "../../src/routing/jump-hash";
 import type { RequestLocation } from "../../src/routing/region-locator";
 import { nearestRegion } from "../../src/routing/region-locator";

@@ -291,3 +291,25 @@ describe("RoomSync", () => {
     awareness.destroy();
   });
 });
+
+describe("SDK argument checks", () => {
+  it("refuses, before any socket, a user id or a room name the server would refuse at the handshake", async () => {
+    const { roomNameSchema } = await import("../../src/http/room-name");
+    expect(() =>
+      connect({ url: "http://halo.test", user: "Brave Otter", WebSocket: hub.WebSocket }),
+    ).toThrow(/user may contain only/);
+    expect(() => connect({ url: "ftp://halo.test", WebSocket: hub.WebSocket })).toThrow(
+      /http\(s\) or ws\(s\)/,
+    );
+    const ok = client("ada");
+    for (const name of ["a b", "", ".", "..", "x".repeat(129), "été", "a/b"]) {
+      expect(() => ok.room(name)).toThrow(TypeError);
+      expect(roomNameSchema.safeParse(name).success).toBe(false); // the same rule as the server's
+    }
+    for (const name of ["team:doc-42", "a.b_c~d", "x".repeat(128)]) {
+      expect(roomNameSchema.safeParse(name).success).toBe(true);
+      expect(ok.room(name).name).toBe(name);
+    }
+    expect(hub.sockets).toHaveLength(0); // nothing was opened for the refused ones (nor yet the rest)
+  });
+});
