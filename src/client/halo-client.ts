@@ -1,8 +1,13 @@
 import type { z } from "zod";
-import type { presenceResponseSchema, regionsResponseSchema } from "../http/api-schemas";
+import type {
+  errorBodySchema,
+  presenceResponseSchema,
+  regionsResponseSchema,
+} from "../http/api-schemas";
 import { roomNameProblem, userIdProblem } from "../protocol/names";
 import { type ClientClock, systemClock } from "./client-clock";
 import { Emitter } from "./emitter";
+import { HaloRequestError } from "./halo-request-error";
 import { Room, type RoomOptions, type RoomSettings } from "./room";
 import {
   type ConnectionStatus,
@@ -13,6 +18,20 @@ import { type GetToken, TokenSource } from "./token-source";
 
 export type PresenceResponse = z.infer<typeof presenceResponseSchema>;
 export type RegionsResponse = z.infer<typeof regionsResponseSchema>;
+
+/** `GET /v1/rooms/:room/presence` parameters (see the API section of the README). */
+export interface PresenceQuery {
+  consistency?: "local" | "all";
+  view?: "members" | "users";
+  /** Counts only. */
+  count?: boolean;
+  userId?: string;
+  memberRegion?: string;
+  status?: "present" | "reconnecting";
+  limit?: number;
+  /** A previous page's `nextCursor`. */
+  cursor?: string;
+}
 
 /** What `connect()` takes. Give `token`, or `getToken` to have tokens refreshed before expiry. */
 export interface ConnectOptions {
@@ -36,6 +55,8 @@ export interface ConnectOptions {
   pongTimeoutMs?: number;
   /** Refresh tokens this long before `exp` (ms). */
   tokenRefreshMarginMs?: number;
+  /** The fetch for REST calls (defaults to the global one). */
+  fetch?: typeof fetch;
   /** @internal Time and randomness, for tests. */
   clock?: ClientClock;
 }
@@ -110,6 +131,8 @@ export class HaloClient extends Emitter<ClientEvents> {
       this.clock,
       this.settings,
       (gone) => this.rooms.delete(gone.name),
+      (name, token) =>
+        this.getJson(`/v1/rooms/${encodeURIComponent(name)}`, new URLSearchParams(), null, token),
     );
     room.on("status", (status) => this.emit("status", room, status));
     this.rooms.set(name, room);
@@ -121,15 +144,19 @@ export class HaloClient extends Emitter<ClientEvents> {
     return [...this.rooms.values()];
   }
 
-  /** `GET /v1/rooms/:room/presence`: who is in a room, without joining it. */
-  async fetchPresence(
-    room: string,
-    query: { consistency?: "local" | "all"; view?: "members" | "users" | "counts" } = {},
-  ): Promise<PresenceResponse> {
+  /** `GET /v1/rooms/:room/presence`: who is in a room, without joining it (one page). */
+  async fetchPresence(room: string, query: PresenceQuery = {}): Promise<PresenceResponse> {
     const params = new URLSearchParams();
-    if (query.consistency) params.set("consistency", query.consistency);
-    if (query.view) params.set("view", query.view);
+    for (const [key, value] of Object.entries(query)) {
+      if (value === undefined || value === false) continue;
+      params.set(key, value === true ? "1" : String(value));
+    }
     return this.getJson(`/v1/rooms/${encodeURIComponent(room)}/presence`, params, room);
+  }
+
+  /** `GET /v1/rooms/:room`: the room's summary; also how a refused socket learns why. */
+  async fetchRoom(room: string): Promise<unknown> {
+    return this.getJson(`/v1/rooms/${encodeURIComponent(room)}`, new URLSearchParams(), room);
   }
 
   /** `GET /v1/regions`: the region-membership table as the nearest directory sees it. */
@@ -153,49 +180,58 @@ export class HaloClient extends Emitter<ClientEvents> {
     return url.toString();
   }
 
-  private addIdentity(params: URLSearchParams, token: string | null): void {
-    if (token !== null) params.set("token", token);
+  private addIdentity(params: URLSearchParams, token: string | null, inQuery = true): void {
+    if (token !== null && inQuery) params.set("token", token);
     if (this.options.region !== undefined) params.set("region", this.options.region);
     if (this.options.user !== undefined && token === null) params.set("user", this.options.user);
   }
 
-  private async getJson<T>(path: string, params: URLSearchParams, room: string | null): Promise<T> {
+  private async getJson<T>(
+    path: string,
+    params: URLSearchParams,
+    room: string | null,
+    /** A token already in hand (a room's), instead of asking for one. */
+    given?: string | null,
+  ): Promise<T> {
     const url = new URL(path.slice(1), withSlash(this.options.url));
     url.protocol =
       url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
     const token =
-      room === null
-        ? null
-        : await new TokenSource(room, this.options.token, this.options.getToken).ensure();
+      given !== undefined
+        ? given
+        : room === null
+          ? null
+          : await new TokenSource(room, this.options.token, this.options.getToken).ensure();
     for (const [key, value] of params) url.searchParams.set(key, value);
-    this.addIdentity(url.searchParams, null);
-    const response = await fetch(url, {
+    this.addIdentity(url.searchParams, token, false);
+    const response = await (this.options.fetch ?? fetch)(url, {
       headers: token === null ? {} : { authorization: `Bearer ${token}` },
     });
-    const body: unknown = await response.json().catch(() => null);
+    let body: unknown;
+    try {
+      body = await response.json();
+    } catch {
+      throw new HaloRequestError(response.status, "invalid_response", "the answer is not JSON");
+    }
     if (!response.ok) {
-      const error = (body as { error?: { code?: string; message?: string } } | null)?.error;
+      const error = (body as { error?: Partial<HaloErrorBody> } | null)?.error ?? {};
+      const retryAfter = Number(response.headers.get("retry-after"));
       throw new HaloRequestError(
         response.status,
-        error?.code ?? "http_error",
-        error?.message ?? response.statusText,
+        error.code ?? "http_error",
+        error.message ?? response.statusText,
+        {
+          ...(error.field !== undefined ? { field: error.field } : {}),
+          ...(error.limit !== undefined ? { limit: error.limit } : {}),
+          ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { retryAfterS: retryAfter } : {}),
+        },
       );
     }
     return body as T;
   }
 }
 
-/** A REST request the server answered with an error (its JSON `error` body). */
-export class HaloRequestError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(`${status} ${code}: ${message}`);
-    this.name = "HaloRequestError";
-  }
-}
+type HaloErrorBody = z.infer<typeof errorBodySchema>["error"];
 
 /** Connects to Halo. Rooms open with `client.room(name, { doc, presence })`. */
 export function connect(options: ConnectOptions): HaloClient {

@@ -10,10 +10,11 @@ export {
   type ConnectOptions,
   connect,
   HaloClient,
-  HaloRequestError,
+  type PresenceQuery,
   type PresenceResponse,
   type RegionsResponse,
 } from "./halo-client";
+export { HaloRequestError } from "./halo-request-error";
 export { Room, type RoomEvents, type RoomOptions } from "./room";
 export type { ConnectionStatus, SocketLike, WebSocketConstructor } from "./room-connection";
 export { type PresenceEvents, type PresenceState, RoomPresence } from "./room-presence";

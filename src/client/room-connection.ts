@@ -47,6 +47,8 @@ export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
 export interface CloseInfo {
   code: number;
   reason: string;
+  /** The socket closed before it ever opened: the handshake failed, and a browser cannot say why. */
+  refused?: boolean;
 }
 
 /** What the connection asks of the room it serves. */
@@ -163,6 +165,7 @@ export class RoomConnection {
     this.socket = socket;
     socket.onopen = () => {
       if (this.socket !== socket) return;
+      opened = true;
       this.everOpened = true;
       this.lastFrameAt = this.clock.now();
       this.setStatus("connected");
@@ -178,11 +181,12 @@ export class RoomConnection {
       const bytes = toBytes(data);
       if (bytes) this.hooks.frame(bytes);
     };
+    let opened = false;
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
       detach(socket);
-      this.lost({ code: event.code, reason: event.reason });
+      this.lost({ code: event.code, reason: event.reason, ...(opened ? {} : { refused: true }) });
     };
     socket.onerror = () => {
       // A close event follows every error; that is where the attempt is judged.

@@ -16,6 +16,8 @@ export type PresenceEvents = {
   leave: (member: Member, reason: LeaveReason) => void;
   /** Any of the above, after they were applied: the moment to re-render a list. */
   change: (members: readonly Member[]) => void;
+  /** The first snapshot arrived (even an empty room's): `members()` is now the room's. */
+  ready: (members: readonly Member[]) => void;
 };
 
 /**
@@ -94,9 +96,11 @@ export class RoomPresence extends Emitter<PresenceEvents> {
 
   /** @internal A message from the extension channel. */
   receive(message: Parameters<PresenceView["receive"]>[0]): void {
+    const wasReady = this.view.ready;
     const { changes, resync } = this.view.receive(message);
     if (resync) this.requestResync();
     this.report(changes);
+    if (!wasReady && this.view.ready) this.emit("ready", this.view.members());
   }
 
   /** @internal The socket closed: the next snapshot is applied as a difference. */

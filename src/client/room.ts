@@ -3,6 +3,7 @@ import * as Y from "yjs";
 import type { ClientClock } from "./client-clock";
 import { controlFrame } from "./client-frames";
 import { Emitter } from "./emitter";
+import { HaloRequestError } from "./halo-request-error";
 import {
   type CloseInfo,
   type ConnectionSettings,
@@ -57,6 +58,10 @@ export class Room extends Emitter<RoomEvents> {
   private refreshTimer: unknown = null;
   private snapshotsAtOpen = 0;
   private destroyed = false;
+  /** Handshakes refused in a row, and what REST said when asked why. */
+  private refusedInARow = 0;
+  private refreshedForRefusal = false;
+  private refusal: HaloRequestError | null = null;
 
   constructor(
     readonly name: string,
@@ -67,6 +72,8 @@ export class Room extends Emitter<RoomEvents> {
     private readonly clock: ClientClock,
     private readonly settings: RoomSettings,
     private readonly onDestroy: (room: Room) => void,
+    /** Asks REST about the room with this token (throws `HaloRequestError` when refused). */
+    private readonly probe: (room: string, token: string | null) => Promise<unknown>,
   ) {
     super();
     this.doc = options.doc ?? null;
@@ -86,11 +93,13 @@ export class Room extends Emitter<RoomEvents> {
       WebSocketImpl,
       {
         prepare: async (lastClose) => {
+          this.refusedInARow = lastClose?.refused ? this.refusedInARow + 1 : 0;
           // A policy close (1008) is most often an expired token: fetch a new one first.
-          const token =
+          let token =
             lastClose?.code === 1008 && this.tokens.refreshable
               ? await this.tokens.refresh()
               : await this.tokens.ensure();
+          if (this.refusedInARow >= REFUSALS_BEFORE_ASKING_WHY) token = await this.askWhy(token);
           return urlFor(this.name, token);
         },
         shouldRetry: (close) => this.shouldRetry(close),
@@ -138,6 +147,7 @@ export class Room extends Emitter<RoomEvents> {
   /** (Re)connects after `disconnect()`. */
   connect(): void {
     if (this.destroyed) throw new Error(`room ${this.name} was destroyed`);
+    this.refusal = null;
     this.connection.start();
   }
 
@@ -163,7 +173,29 @@ export class Room extends Emitter<RoomEvents> {
     this.onDestroy(this);
   }
 
+  /**
+   * The handshake keeps failing, and a WebSocket cannot tell why (a browser sees 1006 for a
+   * 401 as for a network down). The same request over REST can: a refusal for good (bad token,
+   * no right, bad name or region) stops the room with an error naming it; a 401 with
+   * `getToken` gets one fresh token first. Anything else (unreachable, 5xx, 429) keeps trying.
+   */
+  private async askWhy(token: string | null): Promise<string | null> {
+    try {
+      await this.probe(this.name, token);
+      return token;
+    } catch (error) {
+      if (!(error instanceof HaloRequestError) || !FOR_GOOD.has(error.status)) return token;
+      if (error.status === 401 && this.tokens.refreshable && !this.refreshedForRefusal) {
+        this.refreshedForRefusal = true;
+        return this.tokens.refresh();
+      }
+      this.refusal = error;
+      throw error;
+    }
+  }
+
   private shouldRetry(close: CloseInfo): boolean {
+    if (this.refusal !== null) return false; // already reported as an error; status disconnected
     if (close.code === 1008 && !this.tokens.refreshable) {
       this.emit(
         "error",
@@ -175,6 +207,8 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   private opened(): void {
+    this.refusedInARow = 0;
+    this.refreshedForRefusal = false;
     this.snapshotsAtOpen = this.presenceSnapshots();
     this.sync.opened();
     this.scheduleTokenRefresh();
@@ -267,6 +301,11 @@ export class Room extends Emitter<RoomEvents> {
     );
   }
 }
+
+/** How many refused handshakes in a row before asking REST why. */
+const REFUSALS_BEFORE_ASKING_WHY = 2;
+/** REST answers that mean the socket will be refused for good (not 429, not 5xx). */
+const FOR_GOOD = new Set([400, 401, 403, 404]);
 
 /** Stops y-protocols' 15-second renewal timer (see the constructor). */
 function stopAwarenessTimer(awareness: Awareness): void {

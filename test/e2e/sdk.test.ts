@@ -5,6 +5,7 @@ import * as Y from "yjs";
 import {
   connect,
   type HaloClient,
+  HaloRequestError,
   type LeaveReason,
   type Room,
   type WebSocketConstructor,
@@ -174,5 +175,35 @@ describe("SDK against wrangler dev", () => {
     expect(seen).toEqual(["join:ada"]);
     room.presence.update({ n: 2 });
     await until(() => seen.includes("update:ada"), "an update after the refreshes");
+  });
+
+  it("a handshake refused for good stops the room with the server's reason, asked over REST", async () => {
+    const bad = connect({
+      url: server.httpUrl,
+      token: "not-a-jwt",
+      WebSocket: WebSocket as unknown as WebSocketConstructor,
+      backoff: { initialMs: 50, maxMs: 200 },
+    });
+    clients.push(bad);
+    const room = bad.room("sdk-refused");
+    const errors: Error[] = [];
+    room.on("error", (e) => errors.push(e));
+    await until(() => room.status === "disconnected", "the room to stop");
+    const error = errors.find((e): e is HaloRequestError => e instanceof HaloRequestError);
+    expect(error?.status).toBe(401);
+    expect(error?.code).toBe("invalid_token");
+  });
+
+  it("REST through the SDK: counts, filters and the server's error fields", async () => {
+    const { client: rest } = client({ user: "ada", region: "wnam" });
+    const room = rest.room("sdk-rest", { presence: { n: 1 } });
+    await until(() => room.presence.me() !== null, "ada's member");
+    const counts = await rest.fetchPresence("sdk-rest", { count: true });
+    expect(counts).toMatchObject({ counts: { members: 1, users: 1 } });
+    const mine = await rest.fetchPresence("sdk-rest", { userId: "ada", limit: 5 });
+    expect(mine).toMatchObject({ view: "members", total: 1 });
+    const failure = await rest.fetchPresence("sdk-rest", { limit: 0 }).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(HaloRequestError);
+    expect((failure as HaloRequestError).field).toBe("limit");
   });
 });

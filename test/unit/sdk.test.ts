@@ -3,7 +3,7 @@ import { Awareness } from "y-protocols/awareness";
 import * as Y from "yjs";
 import { backoffDelay } from "../../src/client/backoff";
 import { systemClock } from "../../src/client/client-clock";
-import { connect, type HaloClient, type Room } from "../../src/client/index";
+import { connect, type HaloClient, HaloRequestError, type Room } from "../../src/client/index";
 import { RoomSync } from "../../src/client/room-sync";
 import type { LeaveReason } from "../../src/presence/presence-schema";
 import { decodeAwarenessUpdate } from "../../src/protocol/awareness-codec";
@@ -22,6 +22,9 @@ let hub: SocketHub;
 const clients: HaloClient[] = [];
 
 beforeEach(() => {
+  restAnswer = () => {
+    throw new TypeError("fetch failed");
+  };
   vi.useFakeTimers({ now: 1_700_000_000_000 });
   hub = new SocketHub();
 });
@@ -41,8 +44,14 @@ function seeded(seed: number): () => number {
   };
 }
 
+/** REST as the hub's tests see it: unreachable, unless a test answers. */
+let restAnswer: () => Response = () => {
+  throw new TypeError("fetch failed");
+};
+
 function client(user: string, options: { random?: () => number; getToken?: () => string } = {}) {
   const created = connect({
+    fetch: async () => restAnswer(),
     url: "http://halo.test",
     user,
     WebSocket: hub.WebSocket,
@@ -104,6 +113,16 @@ describe("SDK presence API against the room core", () => {
     expect(grace.presence.others()).toEqual([]);
     expect(ada.status).toBe("connected"); // left presence, still subscribed
     expect(ada.presence.members().map((m) => m.userId)).toEqual(["grace"]);
+  });
+
+  it("says when the first snapshot arrived, even for an empty room", async () => {
+    const watcher = client("grace").room("empty");
+    const ready: number[] = [];
+    watcher.presence.on("ready", (members) => ready.push(members.length));
+    expect(watcher.presence.ready).toBe(false);
+    await run(50);
+    expect(ready).toEqual([0]);
+    expect(watcher.presence.ready).toBe(true);
   });
 
   it("destroy() leaves at once for the others, with reason left", async () => {
@@ -202,6 +221,29 @@ describe("SDK reconnection", () => {
     hub.drop(socketsOf("r").at(-1) as HubSocket);
     await run(150); // the first wait after a sync is under initialMs again
     expect(socketsOf("r").length).toBe(before + 1);
+  });
+
+  it("asks REST why after two refused handshakes: a refusal for good stops the room with its reason", async () => {
+    hub.refuse = true;
+    const room = client("ada").room("r", { presence: {} });
+    const errors: unknown[] = [];
+    room.on("error", (e) => errors.push(e));
+    await run(5_000); // unreachable REST: it keeps trying
+    expect(room.status).toBe("connecting");
+    expect(errors).toEqual([]);
+    restAnswer = () =>
+      Response.json(
+        { error: { code: "forbidden", message: "no read right in room r", field: "token" } },
+        { status: 403 },
+      );
+    await run(5_000);
+    expect(room.status).toBe("disconnected");
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(HaloRequestError);
+    expect(errors[0]).toMatchObject({ status: 403, code: "forbidden", field: "token" });
+    const attempts = socketsOf("r").length;
+    await run(60_000);
+    expect(socketsOf("r")).toHaveLength(attempts); // stopped for good
   });
 
   it("a socket gone silent is noticed by an unanswered ping, and replaced", async () => {
