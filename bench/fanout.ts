@@ -1,7 +1,7 @@
-// Fan-out benchmark: Halo vs the reference y-websocket server vs a dumb ws
-// relay (the floor), over awareness and document workloads.
+// Fan-out benchmark: Halo vs the reference y-websocket server vs Hocuspocus vs
+// a dumb ws relay (the floor), over awareness and document workloads.
 //
-//   npx tsx bench/fanout.ts [--quick] [--servers halo,y-websocket-server,ws-relay]
+//   npx tsx bench/fanout.ts [--quick] [--servers halo,y-websocket-server,hocuspocus,ws-relay]
 //                           [--runs N] [--duration S] [--warmup S] [--drain S] [--only TEXT]
 
 import { mkdir, writeFile } from "node:fs/promises";
@@ -14,12 +14,18 @@ import {
   PROJECT_ROOT,
   type ServerHandle,
   startHalo,
+  startHocuspocus,
   startWsRelay,
   startYWebsocketServer,
 } from "./servers";
 
-export type ServerName = "halo" | "y-websocket-server" | "ws-relay";
-export const ALL_SERVERS: readonly ServerName[] = ["halo", "y-websocket-server", "ws-relay"];
+export type ServerName = "halo" | "y-websocket-server" | "hocuspocus" | "ws-relay";
+export const ALL_SERVERS: readonly ServerName[] = [
+  "halo",
+  "y-websocket-server",
+  "hocuspocus",
+  "ws-relay",
+];
 
 export interface Workload {
   label: string;
@@ -136,6 +142,7 @@ export interface FanoutReport {
 const STARTERS: Record<ServerName, (port: number) => Promise<ServerHandle>> = {
   halo: startHalo,
   "y-websocket-server": startYWebsocketServer,
+  hocuspocus: startHocuspocus,
   "ws-relay": startWsRelay,
 };
 
@@ -172,6 +179,7 @@ async function runOne(
       durationSeconds,
       warmupSeconds,
       kind: w.kind,
+      framing: h.framing,
       roomPrefix,
       drainTimeoutMs: drainSeconds * 1000,
       onMeasureStart: () => h.beginWindow(),
@@ -273,6 +281,12 @@ function renderMarkdown(report: Omit<FanoutReport, "markdown" | "jsonPath">): st
   lines.push(
     "Notes: delivery = distinct (message, receiving client) pairs for messages sent in the window / (sent x (C-1)); delivered/s divides by the time from window start to the last delivery (at least the window); arrivals/s counts every distinct delivery that arrived during the window whatever its send time (the sustained fan-out rate, meaningful when a saturated server never catches up). Delivery ratio only counts what arrived before the drain ended (all expected delivered, 3 s without progress, or the drain cap). frames/bytes per update count every frame received by all clients from window start to drain end, except frames carrying only pre-window messages (own echoes and handshakes included; WebSocket framing bytes excluded). Latency is taken at receipt in the generator, so it includes the generator's own event-loop delay; send lag shows how late the generator fired sends (messages are timestamped when actually sent). disc = sockets the server closed mid-run. Server CPU and RSS cover the whole process tree; for Halo that includes npx, wrangler's Node process and esbuild, so 'core RSS' (workerd only for Halo; the single process otherwise) is the fairer memory comparison.",
   );
+  if (settings.servers.includes("hocuspocus")) {
+    lines.push("");
+    lines.push(
+      "Hocuspocus speaks the same y-protocols messages, but every frame (both directions) starts with the document name as a varString, which adds its length to bytes/upd; it acknowledges each document update to its sender with a SyncStatus frame (counted in frames/upd: +1/(C-1) per update in doc workloads); and it coalesces what arrives in one event-loop turn into one frame (frames/upd below 1 under load).",
+    );
+  }
   const closed = report.records.filter((r) => (r.load?.disconnects ?? 0) > 0);
   if (closed.length > 0) {
     lines.push("");

@@ -11,6 +11,13 @@ import * as Y from "yjs";
 
 export type WorkloadKind = "awareness" | "doc";
 
+/**
+ * Wire framing. "y-websocket": each frame is varUint(type) + payload, one
+ * document per socket URL. "hocuspocus": the same y-protocols messages, each
+ * prefixed with varString(documentName), after an Auth (token) message.
+ */
+export type Framing = "y-websocket" | "hocuspocus";
+
 export interface LoadOptions {
   url: (room: string) => string;
   rooms: number;
@@ -20,6 +27,8 @@ export interface LoadOptions {
   durationSeconds: number;
   warmupSeconds: number;
   kind: WorkloadKind;
+  /** Default "y-websocket". */
+  framing?: Framing;
   /** Room names are `${roomPrefix}-${i}`; give every run a fresh prefix. */
   roomPrefix?: string;
   connectConcurrency?: number;
@@ -100,6 +109,11 @@ const MSG_AWARENESS = 1;
 const SYNC_STEP1 = 0;
 const SYNC_STEP2 = 1;
 const SYNC_UPDATE = 2;
+// Hocuspocus-only message types (@hocuspocus/server MessageType); the rest
+// (QueryAwareness, Stateless, CLOSE, SyncStatus, Ping, Pong) are ignored.
+const MSG_HP_AUTH = 2;
+const MSG_HP_SYNC_REPLY = 4;
+const HP_AUTH_TOKEN = 0;
 
 /**
  * Log-bucketed latency histogram (1% wide buckets from 1 µs), so 10M samples
@@ -168,6 +182,8 @@ interface Room {
   clients: Client[];
   byClientId: Map<number, Client>;
   sentInWindow: number;
+  /** Hocuspocus framing: varString(room name), prepended to every frame we send; null for y-websocket. */
+  prefix: Uint8Array | null;
 }
 
 interface Client {
@@ -222,23 +238,46 @@ const TOKEN_RE = /\[(\d+):(\d+):(\d+(?:\.\d+)?)\]/g;
 // A Y.Doc-less awareness client answers a server's sync step 1 with this.
 const EMPTY_UPDATE = Y.encodeStateAsUpdate(new Y.Doc());
 
-function encodeSync(subType: number, payload: Uint8Array): Uint8Array {
+function encodeSync(subType: number, payload: Uint8Array, prefix: Uint8Array | null): Uint8Array {
   const enc = encoding.createEncoder();
+  if (prefix !== null) encoding.writeUint8Array(enc, prefix);
   encoding.writeVarUint(enc, MSG_SYNC);
   encoding.writeVarUint(enc, subType);
   encoding.writeVarUint8Array(enc, payload);
   return encoding.toUint8Array(enc);
 }
 
-function encodeAwareness(clientId: number, clock: number, stateJson: string): Uint8Array {
+function encodeAwareness(
+  clientId: number,
+  clock: number,
+  stateJson: string,
+  prefix: Uint8Array | null,
+): Uint8Array {
   const inner = encoding.createEncoder();
   encoding.writeVarUint(inner, 1);
   encoding.writeVarUint(inner, clientId);
   encoding.writeVarUint(inner, clock);
   encoding.writeVarString(inner, stateJson);
   const enc = encoding.createEncoder();
+  if (prefix !== null) encoding.writeUint8Array(enc, prefix);
   encoding.writeVarUint(enc, MSG_AWARENESS);
   encoding.writeVarUint8Array(enc, encoding.toUint8Array(inner));
+  return encoding.toUint8Array(enc);
+}
+
+/** Hocuspocus Auth message: the token, for the document named in the prefix. */
+function encodeHocuspocusAuth(prefix: Uint8Array): Uint8Array {
+  const enc = encoding.createEncoder();
+  encoding.writeUint8Array(enc, prefix);
+  encoding.writeVarUint(enc, MSG_HP_AUTH);
+  encoding.writeVarUint(enc, HP_AUTH_TOKEN);
+  encoding.writeVarString(enc, "bench"); // any token: the server has no onAuthenticate hook
+  return encoding.toUint8Array(enc);
+}
+
+function encodeVarString(s: string): Uint8Array {
+  const enc = encoding.createEncoder();
+  encoding.writeVarString(enc, s);
   return encoding.toUint8Array(enc);
 }
 
@@ -397,10 +436,18 @@ function handleFrame(receiver: Client, data: WebSocket.RawData, counters: Counte
   counters.frameHasInWindow = false;
   counters.frameHasOutOfWindow = false;
   const dec = decoding.createDecoder(frame);
+  const prefix = receiver.room.prefix;
   try {
     // One y-websocket message per frame is the norm; loop in case a server packs more.
     while (dec.pos < frame.length) {
-      const type = decoding.readVarUint(dec);
+      if (prefix !== null) {
+        // Hocuspocus: skip the varString(documentName) address (one doc per socket here).
+        const len = decoding.readVarUint(dec);
+        dec.pos += len;
+      }
+      let type = decoding.readVarUint(dec);
+      // Hocuspocus's SyncReply carries ordinary sync messages.
+      if (type === MSG_HP_SYNC_REPLY && prefix !== null) type = MSG_SYNC;
       if (type === MSG_AWARENESS) {
         handleAwareness(decoding.readVarUint8Array(dec), frame, receiver, counters, now);
       } else if (type === MSG_SYNC) {
@@ -410,12 +457,14 @@ function handleFrame(receiver: Client, data: WebSocket.RawData, counters: Counte
           // Answer like a provider would, without ever waiting for this.
           const diff =
             receiver.doc === null ? EMPTY_UPDATE : Y.encodeStateAsUpdate(receiver.doc, payload);
-          receiver.ws?.send(encodeSync(SYNC_STEP2, diff));
+          receiver.ws?.send(encodeSync(SYNC_STEP2, diff, prefix));
         } else if ((sub === SYNC_STEP2 || sub === SYNC_UPDATE) && receiver.doc !== null) {
           handleDocUpdate(payload, receiver, counters, now);
         }
       } else {
-        break; // auth or unknown message types: nothing to measure
+        // auth, Hocuspocus-only (SyncStatus, Stateless, CLOSE...) or unknown
+        // message types: nothing to measure
+        break;
       }
     }
   } catch {
@@ -448,14 +497,22 @@ function connectClient(
     ws.on("message", (data) => handleFrame(client, data, counters));
     ws.on("open", () => {
       client.open = true;
+      const prefix = client.room.prefix;
+      // Hocuspocus queues what follows until this is accepted.
+      if (prefix !== null) ws.send(encodeHocuspocusAuth(prefix));
       // Like a provider: announce ourselves, but never block on a reply (the
       // relay baseline sends nothing back on connect).
       if (client.doc !== null) {
-        ws.send(encodeSync(SYNC_STEP1, Y.encodeStateVector(client.doc)));
+        ws.send(encodeSync(SYNC_STEP1, Y.encodeStateVector(client.doc), prefix));
       } else {
         client.seq = 1; // a new awareness client must start above clock 0
         ws.send(
-          encodeAwareness(client.clientId, client.seq, awarenessState(client, performance.now())),
+          encodeAwareness(
+            client.clientId,
+            client.seq,
+            awarenessState(client, performance.now()),
+            prefix,
+          ),
         );
       }
       settle(true);
@@ -490,9 +547,14 @@ function sendOne(client: Client, counters: Counters): void {
     const update = client.pendingUpdate;
     client.pendingUpdate = null;
     if (update === null) return;
-    frame = encodeSync(SYNC_UPDATE, update);
+    frame = encodeSync(SYNC_UPDATE, update, client.room.prefix);
   } else {
-    frame = encodeAwareness(client.clientId, client.seq, awarenessState(client, t));
+    frame = encodeAwareness(
+      client.clientId,
+      client.seq,
+      awarenessState(client, t),
+      client.room.prefix,
+    );
   }
   ws.send(frame);
   if (t >= counters.windowStart && t < counters.windowEnd) client.room.sentInWindow++;
@@ -551,13 +613,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   };
 
   const rooms: Room[] = [];
+  const hocuspocus = opts.framing === "hocuspocus";
   for (let r = 0; r < R; r++) {
+    const name = `${prefix}-${r}`;
     const room: Room = {
-      name: `${prefix}-${r}`,
+      name,
       index: r,
       clients: [],
       byClientId: new Map(),
       sentInWindow: 0,
+      prefix: hocuspocus ? encodeVarString(name) : null,
     };
     for (let i = 0; i < C; i++) {
       const clientId = idBase + r * C + i;

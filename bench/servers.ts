@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Framing } from "./load-generator";
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -19,6 +20,8 @@ const LOG_TAIL_LINES = 40;
 export interface ServerHandle {
   readonly name: string;
   readonly pid: number;
+  /** How the load generator must frame messages for this server. */
+  readonly framing: Framing;
   url(room: string): string;
   stop(): Promise<void>;
   /** Max over samples of the summed VmRSS of the whole process tree. */
@@ -279,6 +282,8 @@ interface SpawnSpec {
   readyUrl: string;
   readyTimeoutMs: number;
   url: (room: string) => string;
+  /** Default "y-websocket". */
+  framing?: Framing;
   isCore: (procName: string) => boolean;
   cleanup?: () => Promise<void>;
 }
@@ -362,6 +367,7 @@ async function spawnServer(spec: SpawnSpec): Promise<ServerHandle> {
   return {
     name: spec.name,
     pid,
+    framing: spec.framing ?? "y-websocket",
     url: spec.url,
     stop,
     peakRssBytes: () => sampler.peakRss(),
@@ -480,6 +486,42 @@ export function startWsRelay(port: number): Promise<ServerHandle> {
     readyUrl: `http://127.0.0.1:${port}/`,
     readyTimeoutMs: 20_000,
     url: (room) => `ws://127.0.0.1:${port}/${room}`,
+    isCore: () => true,
+  });
+}
+
+// Plain JavaScript, like the relay: Hocuspocus v4's Server only listens once
+// listen() is called. In memory (no extensions, so no persistence hooks); no
+// signal handlers, so SIGTERM ends it at once instead of unloading documents.
+// GET / answers 200 "Welcome to Hocuspocus!".
+const HOCUSPOCUS_SOURCE = `
+import { Server } from "@hocuspocus/server";
+const server = new Server({
+  port: Number(process.env.PORT),
+  address: "127.0.0.1",
+  quiet: true,
+  stopOnSignals: false,
+});
+await server.listen();
+`;
+
+/**
+ * @hocuspocus/server with its defaults. The document name travels in every
+ * frame (see Framing), so all rooms share one socket URL; the path only makes
+ * logs readable.
+ */
+export function startHocuspocus(port: number): Promise<ServerHandle> {
+  return spawnServer({
+    name: "hocuspocus",
+    command: process.execPath,
+    args: ["--input-type=module", "-e", HOCUSPOCUS_SOURCE],
+    env: { PORT: String(port) },
+    // Bare "@hocuspocus/server" resolves from the cwd for `node -e` ES modules.
+    cwd: PROJECT_ROOT,
+    readyUrl: `http://127.0.0.1:${port}/`,
+    readyTimeoutMs: 20_000,
+    url: () => `ws://127.0.0.1:${port}/`,
+    framing: "hocuspocus",
     isCore: () => true,
   });
 }
