@@ -131,8 +131,7 @@ export class HaloClient extends Emitter<ClientEvents> {
       this.clock,
       this.settings,
       (gone) => this.rooms.delete(gone.name),
-      (name, token) =>
-        this.getJson(`/v1/rooms/${encodeURIComponent(name)}`, new URLSearchParams(), null, token),
+      (name, token) => this.getJson(roomPath(name), new URLSearchParams(), token),
     );
     room.on("status", (status) => this.emit("status", room, status));
     this.rooms.set(name, room);
@@ -151,17 +150,17 @@ export class HaloClient extends Emitter<ClientEvents> {
       if (value === undefined || value === false) continue;
       params.set(key, value === true ? "1" : String(value));
     }
-    return this.getJson(`/v1/rooms/${encodeURIComponent(room)}/presence`, params, room);
+    return this.getJson(`${roomPath(room)}/presence`, params, await this.tokenFor(room));
   }
 
   /** `GET /v1/rooms/:room`: the room's summary; also how a refused socket learns why. */
   async fetchRoom(room: string): Promise<unknown> {
-    return this.getJson(`/v1/rooms/${encodeURIComponent(room)}`, new URLSearchParams(), room);
+    return this.getJson(roomPath(room), new URLSearchParams(), await this.tokenFor(room));
   }
 
   /** `GET /v1/regions`: the region-membership table as the nearest directory sees it. */
   async fetchRegions(): Promise<RegionsResponse> {
-    return this.getJson("/v1/regions", new URLSearchParams(), null);
+    return this.getJson("/v1/regions", new URLSearchParams(), null); // names no room: no token
   }
 
   /** Leaves every room and closes every socket. */
@@ -186,22 +185,19 @@ export class HaloClient extends Emitter<ClientEvents> {
     if (this.options.user !== undefined && token === null) params.set("user", this.options.user);
   }
 
+  /** A token for a REST call about `room` (asked of `getToken` when that is how tokens come). */
+  private tokenFor(room: string): Promise<string | null> {
+    return new TokenSource(room, this.options.token, this.options.getToken).ensure();
+  }
+
   private async getJson<T>(
     path: string,
     params: URLSearchParams,
-    room: string | null,
-    /** A token already in hand (a room's), instead of asking for one. */
-    given?: string | null,
+    token: string | null,
   ): Promise<T> {
     const url = new URL(path.slice(1), withSlash(this.options.url));
     url.protocol =
       url.protocol === "wss:" ? "https:" : url.protocol === "ws:" ? "http:" : url.protocol;
-    const token =
-      given !== undefined
-        ? given
-        : room === null
-          ? null
-          : await new TokenSource(room, this.options.token, this.options.getToken).ensure();
     for (const [key, value] of params) url.searchParams.set(key, value);
     this.addIdentity(url.searchParams, token, false);
     const response = await (this.options.fetch ?? fetch)(url, {
@@ -236,6 +232,10 @@ type HaloErrorBody = z.infer<typeof errorBodySchema>["error"];
 /** Connects to Halo. Rooms open with `client.room(name, { doc, presence })`. */
 export function connect(options: ConnectOptions): HaloClient {
   return new HaloClient(options);
+}
+
+function roomPath(room: string): string {
+  return `/v1/rooms/${encodeURIComponent(room)}`;
 }
 
 function withSlash(url: string): string {

@@ -56,7 +56,8 @@ export class Room extends Emitter<RoomEvents> {
   private readonly sync: RoomSync;
   private readonly connection: RoomConnection;
   private refreshTimer: unknown = null;
-  private snapshotsAtOpen = 0;
+  /** Snapshots applied when the socket opened; null once that connection's first one came. */
+  private snapshotsAtOpen: number | null = null;
   private destroyed = false;
   /** Handshakes refused in a row, and what REST said when asked why. */
   private refusedInARow = 0;
@@ -209,7 +210,7 @@ export class Room extends Emitter<RoomEvents> {
   private opened(): void {
     this.refusedInARow = 0;
     this.refreshedForRefusal = false;
-    this.snapshotsAtOpen = this.presenceSnapshots();
+    this.snapshotsAtOpen = this.presence.snapshotsApplied;
     this.sync.opened();
     this.scheduleTokenRefresh();
   }
@@ -247,9 +248,9 @@ export class Room extends Emitter<RoomEvents> {
     }
     this.presence.receive(message);
     if (this.doc === null && message.type === "presence.snapshot") this.connection.healthy();
-    if (this.presenceSnapshots() > this.snapshotsAtOpen) {
+    if (this.snapshotsAtOpen !== null && this.presence.snapshotsApplied > this.snapshotsAtOpen) {
       // The first snapshot after a reconnect: cursors of members that left meanwhile go.
-      this.snapshotsAtOpen = Number.POSITIVE_INFINITY;
+      this.snapshotsAtOpen = null;
       const present = this.presence.members().filter((member) => member.status === "present");
       this.sync.dropRemoteExcept(new Set(present.map((member) => member.clientId)));
     }
@@ -262,10 +263,6 @@ export class Room extends Emitter<RoomEvents> {
     if (this.refreshTimer !== null) this.clock.clearTimeout(this.refreshTimer);
     this.refreshTimer = null;
     if (wasSynced) this.emit("synced", false);
-  }
-
-  private presenceSnapshots(): number {
-    return this.presence.snapshotsApplied;
   }
 
   /** Fetches a new token ahead of `exp` and hands it to the open socket (`auth.refresh`). */
