@@ -10,16 +10,26 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type LoadResult, runLoad, type WorkloadKind } from "./load-generator";
 import {
+  devConfig,
   getFreePort,
+  haloBenchConfig,
   PROJECT_ROOT,
   type ServerHandle,
   startHalo,
+  startHaloMiniflare,
   startHocuspocus,
   startWsRelay,
   startYWebsocketServer,
 } from "./servers";
 
-export type ServerName = "halo" | "y-websocket-server" | "hocuspocus" | "ws-relay";
+export type ServerName =
+  | "halo"
+  | "halo-3-regions"
+  | "halo-wrangler-dev"
+  | "y-websocket-server"
+  | "hocuspocus"
+  | "ws-relay";
+/** `halo-3-regions` is opt-in (`--servers`): the same rooms, replicated to two more regions. */
 export const ALL_SERVERS: readonly ServerName[] = [
   "halo",
   "y-websocket-server",
@@ -140,7 +150,13 @@ export interface FanoutReport {
 }
 
 const STARTERS: Record<ServerName, (port: number) => Promise<ServerHandle>> = {
-  halo: startHalo,
+  // One region, as the peers are one process; its default limits and coalescing. Miniflare's
+  // API runs the deployable bundle with no dev proxy in front (bench/miniflare-host.ts).
+  halo: (port) => startHaloMiniflare(port, { vars: { HALO_CONFIG: haloBenchConfig() } }),
+  // wrangler.toml's development configuration: every room replicates to a home and a backup.
+  "halo-3-regions": (port) => startHaloMiniflare(port, { vars: { HALO_CONFIG: devConfig() } }),
+  // The same as `halo`, behind `wrangler dev` and its proxy: what that hop costs.
+  "halo-wrangler-dev": (port) => startHalo(port, { vars: { HALO_CONFIG: haloBenchConfig() } }),
   "y-websocket-server": startYWebsocketServer,
   hocuspocus: startHocuspocus,
   "ws-relay": startWsRelay,
@@ -421,7 +437,7 @@ function parseArgs(argv: string[]): FanoutOptions {
           .split(",")
           .filter((s) => s !== "");
         for (const n of names) {
-          if (!(ALL_SERVERS as readonly string[]).includes(n)) {
+          if (!(ALL_SERVERS as readonly string[]).includes(n) && !n.startsWith("halo-")) {
             throw new Error(`unknown server "${n}" (expected ${ALL_SERVERS.join(", ")})`);
           }
         }

@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { unstable_readConfig } from "wrangler";
 import type { Framing } from "./load-generator";
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -418,14 +419,38 @@ export function startYWebsocketServer(port: number): Promise<ServerHandle> {
   });
 }
 
+/**
+ * Halo's configuration for benchmarks: one region of four shards (no replication, as the peers
+ * are one process each), anonymous clients, and whatever the caller changes on top.
+ */
+export function haloBenchConfig(overrides: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    environment: "development",
+    allowRegionOverride: true,
+    defaultRegion: "wnam",
+    shards: { wnam: 4 },
+    auth: { anonymous: true },
+    ...overrides,
+  });
+}
+
+export interface HaloOptions {
+  /** Extra `--var` bindings (HALO_CONFIG as JSON replaces wrangler.toml's configuration). */
+  vars?: Record<string, string>;
+  /** Opens workerd's V8 inspector on this port (bench/cpu-profile.ts takes profiles through it). */
+  inspectorPort?: number;
+}
+
 /** Halo under `wrangler dev`, with a throwaway persistence dir per start. */
-export async function startHalo(port: number): Promise<ServerHandle> {
+export async function startHalo(port: number, options: HaloOptions = {}): Promise<ServerHandle> {
   const persistDir = await mkdtemp(join(tmpdir(), "halo-bench-"));
+  const varArgs = Object.entries(options.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const inspectorArgs =
+    options.inspectorPort === undefined ? [] : ["--inspector-port", String(options.inspectorPort)];
   return spawnServer({
     name: "halo",
-    command: "npx",
+    command: join(PROJECT_ROOT, "node_modules/.bin/wrangler"),
     args: [
-      "wrangler",
       "dev",
       "--port",
       String(port),
@@ -435,14 +460,85 @@ export async function startHalo(port: number): Promise<ServerHandle> {
       persistDir,
       "--log-level",
       "warn",
+      ...inspectorArgs,
+      ...varArgs,
     ],
     env: { WRANGLER_SEND_METRICS: "false" },
     cwd: PROJECT_ROOT,
     readyUrl: `http://127.0.0.1:${port}/healthz`,
     readyTimeoutMs: 60_000,
     url: (room) => `ws://127.0.0.1:${port}/v1/rooms/${room}`,
-    // The serving runtime is workerd; npx, npm, sh, wrangler's node and
-    // esbuild are dev tooling that a deployed Worker would not carry.
+    // The serving runtime is workerd; wrangler's node and esbuild are dev tooling that a
+    // deployed Worker would not carry.
+    isCore: (procName) => procName === "workerd",
+    cleanup: () => rm(persistDir, { recursive: true, force: true }),
+  });
+}
+
+/** wrangler.toml's HALO_CONFIG (the local development configuration: three regions), as JSON. */
+export function devConfig(): string {
+  const config = unstable_readConfig({ config: join(PROJECT_ROOT, "wrangler.toml") });
+  return JSON.stringify(config.vars.HALO_CONFIG);
+}
+
+/** The deployable bundle (`wrangler deploy --dry-run`), built once per benchmark process. */
+let bundleDir: Promise<string> | null = null;
+function buildBundle(): Promise<string> {
+  bundleDir ??= (async () => {
+    const dir = await mkdtemp(join(tmpdir(), "halo-bundle-"));
+    await new Promise<void>((resolveBuild, reject) => {
+      const build = spawn(
+        join(PROJECT_ROOT, "node_modules/.bin/wrangler"),
+        ["deploy", "--dry-run", "--outdir", dir],
+        {
+          cwd: PROJECT_ROOT,
+          env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+          stdio: "ignore",
+        },
+      );
+      build.once("error", reject);
+      build.once("exit", (code) =>
+        code === 0 ? resolveBuild() : reject(new Error(`wrangler deploy --dry-run exited ${code}`)),
+      );
+    });
+    return dir;
+  })();
+  return bundleDir;
+}
+
+/**
+ * Halo in workerd through Miniflare's API (bench/miniflare-host.ts): the deployable bundle with
+ * SQLite Durable Objects, without `wrangler dev`'s proxy (see that file). `vars.HALO_CONFIG`
+ * replaces wrangler.toml's configuration, as with `startHalo`.
+ */
+export async function startHaloMiniflare(
+  port: number,
+  options: HaloOptions = {},
+): Promise<ServerHandle> {
+  const bundle = await buildBundle();
+  const persistDir = await mkdtemp(join(tmpdir(), "halo-bench-"));
+  const { HALO_CONFIG, ...vars } = options.vars ?? {};
+  const env =
+    options.inspectorPort === undefined
+      ? vars
+      : { ...vars, HALO_INSPECTOR_PORT: String(options.inspectorPort) };
+  return spawnServer({
+    name: "halo",
+    command: process.execPath,
+    args: [
+      "--import",
+      "tsx",
+      join(PROJECT_ROOT, "bench/miniflare-host.ts"),
+      String(port),
+      bundle,
+      persistDir,
+      ...(HALO_CONFIG ? [HALO_CONFIG] : []),
+    ],
+    env,
+    cwd: PROJECT_ROOT,
+    readyUrl: `http://127.0.0.1:${port}/healthz`,
+    readyTimeoutMs: 60_000,
+    url: (room) => `ws://127.0.0.1:${port}/v1/rooms/${room}`,
     isCore: (procName) => procName === "workerd",
     cleanup: () => rm(persistDir, { recursive: true, force: true }),
   });

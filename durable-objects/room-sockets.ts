@@ -4,7 +4,7 @@ import {
   fromStoredAttachment,
   toStoredAttachment,
 } from "../src/core/connection-attachment";
-import type { RoomEffect } from "../src/core/room-replica";
+import { excludes, type RoomEffect } from "../src/core/room-replica";
 import { CloseCode } from "../src/protocol/close-codes";
 
 /**
@@ -49,7 +49,7 @@ export class RoomSockets {
           break;
         case "broadcast":
           for (const [connectionId, ws] of sockets) {
-            if (connectionId !== effect.except) trySend(ws, effect.frame);
+            if (!excludes(effect.except, connectionId)) trySend(ws, effect.frame);
           }
           break;
         case "multicast":

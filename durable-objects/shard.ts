@@ -19,6 +19,7 @@ import { replicaMessageSchema } from "../src/replication/replication-schema";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
 import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
+import { FanoutTimers } from "./fanout-timers";
 import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
 import { ShardLoad } from "./shard-load";
 import { ShardReplication } from "./shard-replication";
@@ -39,6 +40,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly load: ShardLoad;
   private readonly replication: ShardReplication;
   private readonly tokens: TokenRefresh;
+  private readonly fanout = new FanoutTimers();
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
@@ -319,8 +321,18 @@ export class ShardDurableObject extends DurableObject<Env> {
       room.destroy();
       return;
     }
+    const fanoutAt = room.takeFanoutAt();
+    if (fanoutAt !== null)
+      this.fanout.schedule(room.name, fanoutAt, (name) => this.flushFanout(name));
     const wakeAt = room.takeWakeAt();
     if (wakeAt !== null) await this.wakeNoLaterThan(wakeAt);
+  }
+
+  /** The end of a room's coalescing window; a room unloaded meanwhile wrote its batch already. */
+  private flushFanout(name: string): void {
+    const room = this.rooms.peek(name);
+    if (!room) return;
+    this.ctx.waitUntil(this.run(room, room.flushFanout(Date.now())));
   }
 
   private async wakeNoLaterThan(wanted: number | null): Promise<void> {

@@ -272,6 +272,24 @@ export const replicationSchema = z
 
 export type ReplicationSettings = z.infer<typeof replicationSchema>;
 
+/**
+ * Fan-out coalescing (src/core/fanout-batch.ts): changes that arrive close together leave a
+ * room as one frame per socket and one document write. A room coalesces only as much as keeps
+ * it within these budgets: a small, quiet room sends every change at once.
+ */
+export const fanoutSchema = z
+  .object({
+    /** The longest a change may wait to leave with others (ms); 0 turns coalescing off. */
+    maxCoalesceMs: z.number().min(0).max(1_000).default(20),
+    /** Frames per second one room may send to its sockets before changes coalesce (a window is connections / this). */
+    sendsPerSecond: z.number().min(100).default(50_000),
+    /** Document writes per second one room may make before updates coalesce into one write. */
+    writesPerSecond: z.number().min(1).default(500),
+  })
+  .strict();
+
+export type FanoutSettings = z.infer<typeof fanoutSchema>;
+
 export const haloConfigSchema = z
   .object({
     /** `development` allows conveniences (region override); `production` forbids them. */
@@ -289,6 +307,7 @@ export const haloConfigSchema = z
     presence: presenceSchema.default(presenceSchema.parse({})),
     membership: membershipSchema.default(membershipSchema.parse({})),
     replication: replicationSchema.default(replicationSchema.parse({})),
+    fanout: fanoutSchema.default(fanoutSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -354,6 +373,7 @@ export interface HaloConfig {
   /** Gossip settings, with `seeds` resolved (every configured region when none are named). */
   membership: MembershipSettings;
   replication: ReplicationSettings;
+  fanout: FanoutSettings;
 }
 
 export class ConfigError extends Error {
@@ -391,6 +411,7 @@ export function parseConfig(raw: unknown): HaloConfig {
       seeds: parsed.membership.seeds.length > 0 ? parsed.membership.seeds : regions,
     },
     replication: parsed.replication,
+    fanout: parsed.fanout,
   };
 }
 

@@ -32,6 +32,7 @@ import type { RoomStorage } from "../storage/room-storage";
 import { AwarenessTable, type ConnectionId, NULL_STATE_JSON } from "./awareness-table";
 import { type ChangeOrigin, isChangeOrigin } from "./change-origin";
 import type { ConnectionAttachment } from "./connection-attachment";
+import { FanoutBatch, type FanoutOptions } from "./fanout-batch";
 import { type MessageTarget, receiveMessage } from "./message-receiver";
 import { StorageFailure } from "./storage-failure";
 import {
@@ -71,6 +72,8 @@ export interface RoomDependencies {
   presence: PresenceOptions;
   /** Set when the room has replicas in other regions: this replica's region and batch window. */
   replication?: ReplicationOptions;
+  /** How the room coalesces its fan-out; without it every change goes out (and is written) at once. */
+  fanout?: FanoutOptions;
 }
 
 export interface ReplicationOptions {
@@ -99,7 +102,8 @@ export interface SyncState {
 /** What the shell must do after a call into the room. Frames are encoded once, here. */
 export type RoomEffect =
   | { kind: "send"; connectionId: ConnectionId; frame: Uint8Array }
-  | { kind: "broadcast"; frame: Uint8Array; except?: ConnectionId }
+  /** To every open connection but `except` (one, or the senders of a coalesced window): see `excludes`. */
+  | { kind: "broadcast"; frame: Uint8Array; except?: ConnectionId | ReadonlySet<ConnectionId> }
   /** The same frame to a few connections (the presence subscribers). */
   | { kind: "multicast"; connectionIds: ConnectionId[]; frame: Uint8Array }
   | { kind: "attach"; connectionId: ConnectionId; attachment: ConnectionAttachment }
@@ -111,6 +115,15 @@ export type RoomEffect =
    * does it and answers with `refreshIdentity` (or `reject`); nothing is sent meanwhile.
    */
   | { kind: "verify-token"; connectionId: ConnectionId; token: string };
+
+/** Whether a broadcast leaves out this connection. */
+export function excludes(
+  except: ConnectionId | ReadonlySet<ConnectionId> | undefined,
+  connectionId: ConnectionId,
+): boolean {
+  if (except === undefined) return false;
+  return typeof except === "string" ? except === connectionId : except.has(connectionId);
+}
 
 /** An awareness entry with the connection that owns it: the awareness layer, without grace. */
 export interface AwarenessOwner {
@@ -158,6 +171,11 @@ export class RoomReplica implements MessageTarget {
   private wakeAt: number | null = null;
   /** Replication state, when the room replicates (deps.replication). */
   private readonly peers: PeerExchange | null;
+  /** Changes held back to leave together (fanout-batch.ts); drained at once without `deps.fanout`. */
+  private readonly batch: FanoutBatch;
+  /** When the batch last drained (Unix ms), and when its window ends if it waits. */
+  private lastFanoutAt = Number.NEGATIVE_INFINITY;
+  private fanoutAt: number | null = null;
 
   private constructor(
     readonly name: string,
@@ -169,6 +187,9 @@ export class RoomReplica implements MessageTarget {
     // Relay clocks start above every earlier load's (awareness-table.ts).
     this.awareness = new AwarenessTable(deps.limits.maxClientIdsPerConnection, nowMs);
     this.persistence = new RoomPersistence(name, deps.storage, deps.limits);
+    this.batch = new FanoutBatch(
+      deps.fanout ?? { maxCoalesceMs: 0, sendsPerSecond: 1, writesPerSecond: 1 },
+    );
     this.peers = deps.replication
       ? new PeerExchange(deps.replication.region, deps.replication.batchMs, nowMs, {
           doc: this.doc,
@@ -366,8 +387,22 @@ export class RoomReplica implements MessageTarget {
    */
   disconnect(connectionId: ConnectionId, clean: boolean, nowMs: number): RoomEffect[] {
     this.setNow(nowMs);
-    if (this.connections.has(connectionId)) this.removeConnection(connectionId, clean);
+    if (!this.connections.has(connectionId)) return this.flush();
+    this.removeConnection(connectionId, clean);
+    // At rest a room is one snapshot: the last one out folds the log in (a room's stored
+    // bytes then equal its document's encoding, whatever the log's thresholds).
+    if (this.connections.size === 0) this.guarded(() => this.compactAtRest());
     return this.flush();
+  }
+
+  private compactAtRest(): void {
+    this.drainFanout();
+    if (this.persistence.snapshotStats().logUpdates === 0) return;
+    try {
+      this.persistence.compact(this.doc);
+    } catch (cause) {
+      throw new StorageFailure(cause);
+    }
   }
 
   answerSyncStep1(connectionId: ConnectionId, stateVector: Uint8Array): void {
@@ -436,15 +471,9 @@ export class RoomReplica implements MessageTarget {
       (clientId) => this.presence.member(clientId)?.userId === userId,
     );
     for (const entry of result.relay) this.peers?.markChanged(entry.clientId);
-    if (result.relay.length > 0) {
-      // Two destination kinds, each encoded once: the others get relay clocks, the sender its own.
-      this.emit({
-        kind: "broadcast",
-        frame: OutgoingMessage.awareness(result.relay),
-        except: connectionId,
-      });
-      this.emit({ kind: "send", connectionId, frame: OutgoingMessage.awareness(result.echo) });
-    }
+    // Two destination kinds, each encoded once per window: the others get relay clocks, the
+    // sender its own (fanout-batch.ts).
+    if (result.relay.length > 0) this.batch.addAwareness(connectionId, result.relay, result.echo);
     const info = this.connections.get(connectionId);
     if (result.ownedChanged && info)
       this.emit({ kind: "attach", connectionId, attachment: this.attachmentOf(info) });
@@ -617,6 +646,8 @@ export class RoomReplica implements MessageTarget {
 
   /** Writes what presence kept in memory and releases the document, when the shard unloads the room. */
   unload(): void {
+    // Unloaded rooms have no open connection; what a peer sent in the last window is written.
+    this.guarded(() => this.drainFanout());
     this.presence.flush();
     this.doc.destroy();
   }
@@ -762,15 +793,71 @@ export class RoomReplica implements MessageTarget {
 
   private onDocumentUpdate(update: Uint8Array, origin: unknown): void {
     if (isChangeOrigin(origin) && origin.kind === "storage") return;
-    try {
-      this.persistence.append(update, this.doc);
-    } catch (cause) {
-      throw new StorageFailure(cause);
-    }
-    this.emit({ kind: "broadcast", frame: OutgoingMessage.syncUpdate(update) });
+    const fromConnection = isChangeOrigin(origin) && origin.kind === "connection";
+    // Written and fanned out when the batch drains, together, so no socket sees an update
+    // before its write: the platform holds outgoing frames until the writes before them land.
+    this.batch.addUpdate(update, fromConnection ? origin.connectionId : null);
     // One hop: a peer's update reached every peer from its own region already.
-    if (this.peers && isChangeOrigin(origin) && origin.kind === "connection")
-      this.peers.addLocalUpdate(update, this.nowMs);
+    if (this.peers && fromConnection) this.peers.addLocalUpdate(update, this.nowMs);
+  }
+
+  /**
+   * When the held-back fan-out is due (Unix ms), asked for since the shell last looked; the
+   * shell calls `flushFanout` then (a timer: the window is milliseconds, below the alarm's grain).
+   */
+  takeFanoutAt(): number | null {
+    const at = this.fanoutAt;
+    this.fanoutAt = null;
+    return at;
+  }
+
+  /** The end of a coalescing window: writes and sends what it gathered. */
+  flushFanout(nowMs: number): RoomEffect[] {
+    this.setNow(nowMs);
+    this.guarded(() => this.drainFanout());
+    return this.flush();
+  }
+
+  /**
+   * Leading edge: a change after a quiet spell leaves at once; changes within the window after
+   * a drain wait for its end and leave together. A window of 0 drains at the end of every call.
+   */
+  private settleFanout(): void {
+    if (this.batch.empty) return;
+    const due = this.lastFanoutAt + this.batch.windowMs(this.connections.size);
+    if (this.nowMs >= due) this.guarded(() => this.drainFanout());
+    else this.fanoutAt = due;
+  }
+
+  /** One write of the window's merged update, then every frame of the window, each encoded once. */
+  private drainFanout(): void {
+    if (this.batch.empty) return;
+    this.lastFanoutAt = this.nowMs;
+    const drained = this.batch.drain();
+    if (drained.update) {
+      try {
+        this.persistence.append(drained.update, this.doc);
+      } catch (cause) {
+        throw new StorageFailure(cause);
+      }
+      // The sender of every update in it holds them already.
+      this.effects.push({
+        kind: "broadcast",
+        frame: OutgoingMessage.syncUpdate(drained.update),
+        except: drained.updateExcept,
+      });
+    }
+    if (drained.awarenessFrame) {
+      const senders = drained.awarenessExcept;
+      const only = senders.size === 1 ? [...senders][0] : undefined;
+      this.effects.push({
+        kind: "broadcast",
+        frame: drained.awarenessFrame,
+        except: only ?? senders,
+      });
+      for (const { connectionId, frame } of drained.awarenessPerSender)
+        this.effects.push({ kind: "send", connectionId, frame });
+    }
   }
 
   /**
@@ -807,7 +894,8 @@ export class RoomReplica implements MessageTarget {
    */
   private assertRoomFor(update: Uint8Array): void {
     const limit = this.limits.maxDocumentBytes;
-    if (this.persistence.storedBytes + update.byteLength <= limit) return;
+    const waiting = this.batch.pendingUpdateBytes; // applied, not yet written
+    if (this.persistence.storedBytes + waiting + update.byteLength <= limit) return;
     if (this.persistence.snapshotStats().logUpdates > 0) {
       try {
         this.persistence.compact(this.doc);
@@ -815,7 +903,7 @@ export class RoomReplica implements MessageTarget {
         throw new StorageFailure(cause);
       }
     }
-    if (this.persistence.storedBytes + update.byteLength <= limit) return;
+    if (this.persistence.storedBytes + waiting + update.byteLength <= limit) return;
     throw new ProtocolError(
       CloseCode.MessageTooBig,
       `document full: ${this.persistence.storedBytes} bytes stored, limit ${limit} (limits.maxDocumentBytes); only deletions accepted`,
@@ -895,11 +983,15 @@ export class RoomReplica implements MessageTarget {
   }
 
   private emit(effect: RoomEffect): void {
+    // A broadcast outside the batch (a removal, a peer's relay) must not overtake the changes
+    // held back before it: a held-back state sent after its removal would bring a ghost back.
+    if (effect.kind === "broadcast" && !this.batch.empty) this.guarded(() => this.drainFanout());
     this.effects.push(effect);
   }
 
   /** Ends a call: its presence events go to the subscribers in one frame, and its effects to the shell. */
   private flush(): RoomEffect[] {
+    this.settleFanout();
     this.peers?.recordLocalChanges(this.presenceEvents);
     if (this.presenceEvents.length > 0) {
       // Queued webhook deliveries go out from the alarm, at once: never from the room's own path.

@@ -1,5 +1,6 @@
 import { graceFor, type HaloConfig } from "../config/config-schema";
 import type { PresenceOptions } from "../presence/presence-roster";
+import type { FanoutOptions } from "./fanout-batch";
 import type { ReplicationOptions, RoomLimits } from "./room-replica";
 
 /**
@@ -11,11 +12,17 @@ export function roomSettings(
   name: string,
   config: HaloConfig,
   region: string | undefined,
-): { limits: RoomLimits; presence: PresenceOptions; replication?: ReplicationOptions } {
+): {
+  limits: RoomLimits;
+  presence: PresenceOptions;
+  fanout: FanoutOptions;
+  replication?: ReplicationOptions;
+} {
   const { limits, presence } = config;
   const replicates = config.regions.length > 1 && region !== undefined;
   return {
     limits,
+    fanout: config.fanout,
     presence: {
       graceMs: graceFor(name, presence),
       historyFlushMs: presence.historyFlushMs,

@@ -4,7 +4,7 @@ import * as Y from "yjs";
 import type { ConnectionIdentity } from "../../src/auth/authenticate";
 import { limitsSchema, membershipSchema, replicationSchema } from "../../src/config/config-schema";
 import type { RoomEffect } from "../../src/core/room-replica";
-import { RoomReplica } from "../../src/core/room-replica";
+import { excludes, RoomReplica } from "../../src/core/room-replica";
 import type { GossipSettings } from "../../src/membership/membership-node";
 import type { Member } from "../../src/presence/presence-schema";
 import { MemoryPresenceStore } from "../../src/presence/presence-store";
@@ -366,7 +366,7 @@ export class SimShard {
           break;
         case "broadcast":
           for (const [id, client] of [...this.sockets])
-            if (client.room === room.name && id !== effect.except)
+            if (client.room === room.name && !excludes(effect.except, id))
               this.toClient(room.name, id, effect.frame);
           break;
         case "multicast":

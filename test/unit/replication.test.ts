@@ -5,6 +5,7 @@ import type { ConnectionIdentity } from "../../src/auth/authenticate";
 import { AwarenessTable, CLOCK_STEPS_PER_MS } from "../../src/core/awareness-table";
 import type { ConnectionAttachment } from "../../src/core/connection-attachment";
 import {
+  excludes,
   type RoomDependencies,
   type RoomEffect,
   type RoomLimits,
@@ -162,7 +163,7 @@ class Site {
           break;
         case "broadcast":
           for (const id of [...this.clients.keys()])
-            if (id !== effect.except) this.deliverFrame(id, effect.frame);
+            if (!excludes(effect.except, id)) this.deliverFrame(id, effect.frame);
           break;
         case "multicast": {
           const events = presenceEventsOf(effect.frame);

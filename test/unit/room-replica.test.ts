@@ -12,6 +12,7 @@ import {
   toStoredAttachment,
 } from "../../src/core/connection-attachment";
 import {
+  excludes,
   type RoomDependencies,
   type RoomEffect,
   type RoomLimits,
@@ -144,7 +145,7 @@ function kinds(effects: readonly RoomEffect[]): string[] {
       case "send":
         return `send:${e.connectionId}:${frameName(e.frame)}`;
       case "broadcast":
-        return `broadcast:${frameName(e.frame)}${e.except === undefined ? "" : `:except:${e.except}`}`;
+        return `broadcast:${frameName(e.frame)}${e.except === undefined ? "" : `:except:${typeof e.except === "string" ? e.except : [...e.except].join(",")}`}`;
       case "fail-room":
         return "fail-room";
       case "multicast":
@@ -271,7 +272,7 @@ class Harness {
           break;
         case "broadcast":
           for (const id of [...this.clients.keys()]) {
-            if (id !== effect.except) this.deliver(id, effect.frame);
+            if (!excludes(effect.except, id)) this.deliver(id, effect.frame);
           }
           break;
         case "close":
@@ -378,7 +379,7 @@ describe("RoomReplica: messages", () => {
     room.connect("a", alice);
     room.connect("b", stockClient());
     const effects = room.replica.receive("a", edit(alice, 0, "hello"), NOW);
-    expect(kinds(effects)).toEqual(["broadcast:sync2"]);
+    expect(kinds(effects)).toEqual(["broadcast:sync2:except:a"]);
     const [broadcast] = effects;
     if (broadcast?.kind !== "broadcast") throw new Error("unexpected");
     const message = decodeIncomingMessage(broadcast.frame, LIMITS);
@@ -409,7 +410,7 @@ describe("RoomReplica: messages", () => {
     const source = new Y.Doc();
     source.getText("t").insert(0, "from step 2");
     const effects = room.replica.receive("a", syncStep2Frame(source), NOW);
-    expect(kinds(effects)).toEqual(["broadcast:sync2"]);
+    expect(kinds(effects)).toEqual(["broadcast:sync2:except:a"]);
     expect(textOf(room.replica.encodeDocument())).toBe("from step 2");
   });
 
@@ -536,11 +537,11 @@ describe("RoomReplica: messages", () => {
     const [frame] = alice.takeOutbox();
     const effects = room.send("a", frame as Uint8Array);
     expect(kinds(effects)).toEqual([
+      "attach:a",
       "broadcast:awareness:except:a",
       "send:a:awareness",
-      "attach:a",
     ]);
-    const [relay, echo, attach] = effects;
+    const [attach, relay, echo] = effects;
     if (relay?.kind !== "broadcast" || echo?.kind !== "send" || attach?.kind !== "attach")
       throw new Error("unexpected");
     const [relayed] = awarenessEntriesOf(relay.frame);
@@ -576,11 +577,11 @@ describe("RoomReplica: messages", () => {
     const json = '{"name":"Alice"}';
     const effects = room.send("a", rawAwarenessFrame([{ clientId: 11, clock: max, state: json }]));
     expect(kinds(effects)).toEqual([
+      "attach:a",
       "broadcast:awareness:except:a",
       "send:a:awareness",
-      "attach:a",
     ]);
-    const [relay, echo, attach] = effects;
+    const [attach, relay, echo] = effects;
     if (relay?.kind !== "broadcast" || echo?.kind !== "send" || attach?.kind !== "attach")
       throw new Error("unexpected");
     const relayClock = floorOfLoad(1) + 2; // a claim
@@ -625,9 +626,9 @@ describe("RoomReplica: messages", () => {
     // The viewer can still claim a clientID of its own.
     const own = rawAwarenessFrame([{ clientId: 2, clock: 1, state: '{"name":"Viewer"}' }]);
     expect(kinds(room.send("v", own))).toEqual([
+      "attach:v",
       "broadcast:awareness:except:v",
       "send:v:awareness",
-      "attach:v",
     ]);
   });
 
@@ -664,11 +665,11 @@ describe("RoomReplica: messages", () => {
       rawAwarenessFrame([{ clientId: 5, clock: 9, state: "\n null\t" }]),
     );
     expect(kinds(effects)).toEqual([
+      "attach:a",
       "broadcast:awareness:except:a",
       "send:a:awareness",
-      "attach:a",
     ]);
-    const [relay] = effects;
+    const [, relay] = effects;
     if (relay?.kind !== "broadcast") throw new Error("unexpected");
     expect(awarenessEntriesOf(relay.frame)).toEqual([
       { clientId: 5, clock: expect.any(Number), json: "null" },
@@ -861,7 +862,7 @@ describe("RoomReplica: bad frames", () => {
       expect(room.replica.receive("a", edit(alice, 0, "after close "), NOW)).toEqual([]);
       // The other connection still works.
       const bobEffects = room.send("b", edit(bob, 0, "bob "));
-      expect(kinds(bobEffects)).toEqual(["broadcast:sync2"]);
+      expect(kinds(bobEffects)).toEqual(["broadcast:sync2:except:b"]);
       expect(textOf(room.replica.encodeDocument())).toBe("bob before ");
     },
   );
@@ -898,7 +899,7 @@ describe("RoomReplica: bad frames", () => {
 
     // The closed connection is gone; the other one still works, and storage keeps up.
     expect(room.replica.receive("a", edit(alice, 0, "after close "), NOW)).toEqual([]);
-    expect(kinds(room.send("b", edit(bob, 0, "bob ")))).toEqual(["broadcast:sync2"]);
+    expect(kinds(room.send("b", edit(bob, 0, "bob ")))).toEqual(["broadcast:sync2:except:b"]);
     expect(textOf(room.replica.encodeDocument())).toBe("bob before ");
     expect(open(room.storage).encodeDocument()).toEqual(room.replica.encodeDocument());
   });
@@ -919,7 +920,7 @@ describe("RoomReplica: bad frames", () => {
     const again = new Harness(LIMITS, room.storage);
     const carol = stockClient({}, 33);
     again.connect("c", carol);
-    expect(kinds(again.send("c", first))).toEqual(["broadcast:sync2"]);
+    expect(kinds(again.send("c", first))).toEqual(["broadcast:sync2:except:c"]);
     expect(again.send("c", first)).toEqual([]); // known content: nothing new, nothing sent
     expect(textOf(again.replica.encodeDocument())).toBe("one");
   });
@@ -991,7 +992,7 @@ describe("RoomReplica: bad frames", () => {
     const client = stockClient();
     const first = edit(client, 0, "x");
     const second = edit(client, 1, "y");
-    expect(kinds(replica.receive("b", first, NOW))).toEqual(["broadcast:sync2"]);
+    expect(kinds(replica.receive("b", first, NOW))).toEqual(["broadcast:sync2:except:b"]);
     storage.append = () => {
       throw new Error("disk full");
     };
@@ -1244,11 +1245,11 @@ describe("RoomReplica: hibernation, queries", () => {
     expect(woken.receive("b", bobsFrame(bobsEntry.ownerClock), NOW)).toEqual([]);
     const renewal = woken.receive("b", bobsFrame(bobsEntry.ownerClock + 1), NOW);
     expect(kinds(renewal)).toEqual([
+      "attach:b",
       "broadcast:awareness:except:b",
       "send:b:awareness",
-      "attach:b",
     ]);
-    const [renewalRelay, renewalEcho] = renewal;
+    const [, renewalRelay, renewalEcho] = renewal;
     if (renewalRelay?.kind !== "broadcast" || renewalEcho?.kind !== "send")
       throw new Error("unexpected");
     // Relay clock + 2: above the + 1 a snapshot handed out, though this load's floor is higher.
@@ -1754,7 +1755,7 @@ describe("RoomReplica.refreshIdentity (auth.refresh)", () => {
     });
     source.getText("t").insert(0, "now allowed");
     expect(kinds(replica.receive("a", syncUpdateFrame(update), 2_100))).toEqual([
-      "broadcast:sync2",
+      "broadcast:sync2:except:a",
     ]);
     expect(textOf(replica.encodeDocument())).toBe("now allowed");
   });
@@ -1903,12 +1904,12 @@ describe("RoomReplica limits", () => {
     bob.takeOutbox(); // Bob's relay of Alice's departure: not what this test is about
     bob.doc.getText("t").delete(0, 500);
     const [deletion] = bob.takeOutbox();
-    expect(kinds(room.send("b", deletion as Uint8Array))).toEqual(["broadcast:sync2"]);
+    expect(kinds(room.send("b", deletion as Uint8Array))).toEqual(["broadcast:sync2:except:b"]);
     // The stored bytes plus this update pass the limit, but compacted, the empty text is tiny.
     const stored = room.replica.storageStats();
     const next = edit(bob, 0, "w".repeat(100));
     expect(stored.snapshotBytes + stored.logBytes + next.byteLength).toBeGreaterThan(600);
-    expect(kinds(room.send("b", next))).toEqual(["broadcast:sync2"]);
+    expect(kinds(room.send("b", next))).toEqual(["broadcast:sync2:except:b"]);
     expect(room.replica.storageStats().compactions).toBe(2);
     expect(textOf(room.replica.encodeDocument())).toBe("w".repeat(100));
   });

@@ -6,7 +6,7 @@
  */
 
 import type { SocketLike, WebSocketConstructor } from "../../src/client/room-connection";
-import { type RoomEffect, RoomReplica } from "../../src/core/room-replica";
+import { excludes, type RoomEffect, RoomReplica } from "../../src/core/room-replica";
 import { MemoryPresenceStore } from "../../src/presence/presence-store";
 import { PING_FRAME, PONG_FRAME } from "../../src/protocol/liveness";
 import { MemoryRoomStorage } from "../../src/storage/memory-room-storage";
@@ -187,7 +187,7 @@ export class SocketHub {
         }
         case "broadcast":
           for (const target of this.open(room.name))
-            if (target.connectionId !== effect.except)
+            if (!excludes(effect.except, target.connectionId))
               this.later(() => this.deliver(target, effect.frame));
           break;
         case "multicast":

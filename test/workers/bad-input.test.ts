@@ -3,7 +3,7 @@ import * as encoding from "lib0/encoding";
 import { describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import worker from "../../src/worker";
-import { documentOf, eventually, HANDSHAKE_HEADERS, TestClient } from "./client";
+import { documentOf, eventually, HANDSHAKE_HEADERS, TestClient, untilServerText } from "./client";
 
 function syncFrame(step: number, payload: Uint8Array): Uint8Array {
   const encoder = encoding.createEncoder();
@@ -200,11 +200,11 @@ describe("document REST", () => {
   it("returns the whole document, or only the diff since a state vector", async () => {
     const a = await TestClient.connect("rest-doc");
     a.doc.getText("t").insert(0, "first");
-    await eventually(() => a.frames.length >= 3, 2000, "echo");
+    await untilServerText("rest-doc", "first");
     const early = Y.encodeStateAsUpdate(a.doc); // what a client synced at this point holds
     const checkpoint = Y.encodeStateVector(a.doc);
     a.doc.getText("t").insert(5, " second");
-    await eventually(() => a.frames.length >= 4, 2000, "echo");
+    await untilServerText("rest-doc", "first second");
 
     const whole = await SELF.fetch("http://halo.test/v1/rooms/rest-doc/document");
     expect(whole.headers.get("content-type")).toBe("application/octet-stream");

@@ -157,6 +157,11 @@ export async function eventually(
   }
 }
 
+/** Waits until the room's document (as its shard serves it) has this text. */
+export async function untilServerText(room: string, text: string, ms = 2000): Promise<void> {
+  await eventually(async () => textOf(await documentOf(room)) === text, ms, `"${text}" in ${room}`);
+}
+
 export async function documentOf(room: string, query = ""): Promise<Uint8Array> {
   const response = await SELF.fetch(`http://halo.test/v1/rooms/${room}/document${query}`);
   return new Uint8Array(await response.arrayBuffer());

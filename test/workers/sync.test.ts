@@ -2,7 +2,7 @@ import { env, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { configFromEnv } from "../../src/config/config-schema";
 import { shardFor } from "../../src/routing/shard-router";
-import { documentOf, eventually, TestClient, textOf } from "./client";
+import { documentOf, eventually, TestClient, textOf, untilServerText } from "./client";
 
 function shardStub(room: string, region: "wnam" | "weur" | "apac" = "wnam") {
   const shard = shardFor(room, region, configFromEnv(env));
@@ -67,7 +67,7 @@ describe("document sync in workerd", () => {
     const a = await TestClient.connect("sync-restart");
     a.doc.getText("t").insert(0, "survives restarts");
     const { stub } = shardStub("sync-restart");
-    await eventually(() => a.frames.length >= 3, 2000, "the update's echo"); // step 1, step 2, then the echo
+    await untilServerText("sync-restart", "survives restarts");
     a.close();
     await evictDurableObject(stub, { webSockets: "close" });
     const b = await TestClient.connect("sync-restart");
@@ -125,7 +125,7 @@ describe("document sync in workerd", () => {
     for (const room of rooms) {
       const client = await TestClient.connect(room);
       client.doc.getText("t").insert(0, `text of ${room}`);
-      await eventually(() => client.frames.length >= 3, 2000, "the update's echo");
+      await untilServerText(room, `text of ${room}`);
       client.close();
       await client.closedWith();
     }
