@@ -145,8 +145,14 @@ export const presenceSchema = z
       )
       .max(100)
       .default([]),
-    /** How long a member's state update may wait in memory before it is written to the history (ms). */
-    historyFlushMs: z.number().int().min(100).max(60_000).default(2_000),
+    /**
+     * How long a member's state update may wait in memory before it is written to the history
+     * (ms); a member's updates within it are written once, with the latest state. Joins, leaves
+     * and status changes are written at once. A cursor moving every second would otherwise cost
+     * a row (and a shard alarm) per member every flush: the largest line of the bill
+     * (docs/BENCHMARKS.md, "Cost model").
+     */
+    historyFlushMs: z.number().int().min(100).max(600_000).default(30_000),
     /** Rooms with more members than this coalesce state updates (one event per member per window). */
     coalesceAboveMembers: z.number().int().min(1).default(100),
     /** The coalescing window of large rooms (ms). */

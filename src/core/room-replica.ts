@@ -896,14 +896,15 @@ export class RoomReplica implements MessageTarget {
     const limit = this.limits.maxDocumentBytes;
     const waiting = this.batch.pendingUpdateBytes; // applied, not yet written
     if (this.persistence.storedBytes + waiting + update.byteLength <= limit) return;
-    if (this.persistence.snapshotStats().logUpdates > 0) {
+    if (this.persistence.snapshotStats().logUpdates > 0 || waiting > 0) {
       try {
         this.persistence.compact(this.doc);
       } catch (cause) {
         throw new StorageFailure(cause);
       }
     }
-    if (this.persistence.storedBytes + waiting + update.byteLength <= limit) return;
+    // The snapshot just written holds the waiting updates too.
+    if (this.persistence.storedBytes + update.byteLength <= limit) return;
     throw new ProtocolError(
       CloseCode.MessageTooBig,
       `document full: ${this.persistence.storedBytes} bytes stored, limit ${limit} (limits.maxDocumentBytes); only deletions accepted`,
