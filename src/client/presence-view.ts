@@ -32,6 +32,14 @@ export class PresenceView {
   private pending: { seq: number; pages: Map<number, Member[]>; count: number } | null = null;
   private early: PresenceEvent[] = [];
   private snapshots = 0;
+  /**
+   * A resync was asked for and its snapshot has not come yet. Every events frame until then
+   * still skips numbers (the view stays at the last number before the gap); asking again for
+   * each would cost one more snapshot per frame, so the view asks once per gap. A whole
+   * snapshot or a closed socket ends the wait (the server sends frames in order, so any
+   * snapshot after the gap covers it; a new socket starts with one).
+   */
+  private resyncAsked = false;
 
   /** How many whole snapshots have been applied. */
   get snapshotsApplied(): number {
@@ -70,6 +78,7 @@ export class PresenceView {
   disconnected(): void {
     this.pending = null;
     this.early = [];
+    this.resyncAsked = false;
   }
 
   private snapshotPage(
@@ -86,6 +95,7 @@ export class PresenceView {
     const changes = this.replaceWith(members);
     this.seq = seq;
     this.snapshots++;
+    this.resyncAsked = false;
     const early = this.early.filter((event) => event.seq > seq);
     this.early = [];
     const after = this.events(early);
@@ -97,7 +107,11 @@ export class PresenceView {
     for (const event of [...events].sort((a, b) => a.seq - b.seq)) {
       const seq = this.seq as number;
       if (event.seq <= seq) continue; // already in the snapshot, or a repeat
-      if (event.seq > seq + 1) return { changes, resync: true };
+      if (event.seq > seq + 1) {
+        const resync = !this.resyncAsked;
+        this.resyncAsked = true;
+        return { changes, resync };
+      }
       this.seq = event.seq;
       const change = this.apply(event);
       if (change) changes.push(change);
