@@ -3,6 +3,7 @@
 //
 //   npx tsx bench/profile-fanout.ts [--kind awareness|doc] [--rooms 1] [--clients 50] [--rate 10]
 //                                   [--seconds 5] [--coalesce-ms 20] [--sends-per-second 50000]
+//                                   [--no-profile]
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -20,6 +21,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     "coalesce-ms": { type: "string" },
     "sends-per-second": { type: "string" },
+    /** Latency only: no inspector session (profiling slows the isolate). */
+    "no-profile": { type: "boolean", default: false },
   },
 });
 const kind = values.kind === "doc" ? "doc" : "awareness";
@@ -36,8 +39,8 @@ const server = await startHaloMiniflare(await getFreePort(), {
   inspectorPort,
 });
 try {
-  const inspector = await InspectorSession.open(inspectorPort);
-  const load = runLoad({
+  const inspector = values["no-profile"] ? null : await InspectorSession.open(inspectorPort);
+  const result = await runLoad({
     url: (room) => server.url(room),
     rooms: Number(values.rooms),
     clientsPerRoom: Number(values.clients),
@@ -46,22 +49,22 @@ try {
     warmupSeconds: 1,
     kind,
     roomPrefix: `profile-${Date.now().toString(36)}`,
-    onMeasureStart: () => void inspector.start(),
+    onMeasureStart: () => void inspector?.start(),
   });
-  const result = await load;
-  const profile = await inspector.stop();
-  inspector.close();
-  const dir = join(PROJECT_ROOT, "bench/results");
-  await mkdir(dir, { recursive: true });
-  const file = join(
-    dir,
-    `fanout-${kind}-${new Date().toISOString().replace(/[:.]/g, "-")}.cpuprofile`,
-  );
-  await writeFile(file, JSON.stringify(profile));
   console.log(
-    `${kind} R${values.rooms} C${values.clients} U${values.rate}: delivered ${(result.deliveryRatio * 100).toFixed(1)}%, p50 ${result.latencyMs.p50.toFixed(2)} ms, p99 ${result.latencyMs.p99.toFixed(2)} ms\nprofile: ${file}\n`,
+    `${kind} R${values.rooms} C${values.clients} U${values.rate}: delivered ${(result.deliveryRatio * 100).toFixed(1)}%, p50 ${result.latencyMs.p50.toFixed(2)} ms, p99 ${result.latencyMs.p99.toFixed(2)} ms, ${result.framesPerDelivered.toFixed(3)} frames per delivery`,
   );
-  console.log(formatSummary(summarize(profile, 30)));
+  if (inspector) {
+    const profile = await inspector.stop();
+    inspector.close();
+    const dir = join(PROJECT_ROOT, "bench/results");
+    await mkdir(dir, { recursive: true });
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    const file = join(dir, `fanout-${kind}-${stamp}.cpuprofile`);
+    await writeFile(file, JSON.stringify(profile));
+    console.log(`profile: ${file}\n`);
+    console.log(formatSummary(summarize(profile, 30)));
+  }
 } finally {
   await server.stop();
 }
