@@ -10,8 +10,10 @@
 // Hocuspocus (in memory, no extensions) is driven by the same bare client in its framing: the
 // document name before every frame, both ways, an Auth message first, and a keep-alive, since
 // it closes a socket that has sent nothing for 60 s and a watcher only listens (see SyncClient).
-// Halo runs with one region (no replication) and its per-connection message limit raised:
-// the replay is a throughput test, not a typist.
+// Halo runs the deployable bundle in workerd through Miniflare (bench/miniflare-host.ts, no
+// `wrangler dev` proxy), with one region (no replication) and its per-connection message limit
+// raised: the replay is a throughput test, not a typist. --profile takes a V8 CPU profile of
+// Halo's isolate during the replay (bench/cpu-profile.ts).
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -28,7 +30,7 @@ import {
   getFreePort,
   haloBenchConfig,
   PROJECT_ROOT,
-  startHalo,
+  startHaloMiniflare,
   startHocuspocus,
   startYWebsocketServer,
 } from "./servers";
@@ -56,7 +58,7 @@ async function startTarget(name: string, profile: boolean): Promise<Target> {
   if (name === "halo") {
     const port = await getFreePort();
     const inspectorPort = profile ? await getFreePort() : undefined;
-    const server = await startHalo(port, {
+    const server = await startHaloMiniflare(port, {
       vars: { HALO_CONFIG: HALO_BENCH_CONFIG, HALO_ADMIN_TOKEN: ADMIN_TOKEN },
       inspectorPort,
     });
