@@ -1,5 +1,5 @@
 import fc from "fast-check";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import * as Y from "yjs";
 import type { ConnectionIdentity } from "../../src/auth/authenticate";
 import type { ConnectionId } from "../../src/core/awareness-table";
@@ -7,7 +7,9 @@ import { FanoutBatch, type FanoutOptions } from "../../src/core/fanout-batch";
 import { excludes, type RoomEffect, RoomReplica } from "../../src/core/room-replica";
 import { MemoryPresenceStore } from "../../src/presence/presence-store";
 import type { AwarenessEntry } from "../../src/protocol/awareness-codec";
+import * as incoming from "../../src/protocol/incoming-message";
 import { decodeIncomingMessage } from "../../src/protocol/incoming-message";
+import { OutgoingMessage } from "../../src/protocol/outgoing-message";
 import { MemoryRoomStorage } from "../../src/storage/memory-room-storage";
 import { TEST_ROOM_LIMITS } from "./room-limits";
 import { frameKind, MESSAGE_AWARENESS, MESSAGE_SYNC, StockClient } from "./stock-client";
@@ -24,6 +26,7 @@ const FANOUT: FanoutOptions = { maxCoalesceMs: 10, sendsPerSecond: 10_000, write
 const toDestroy: Array<{ destroy(): void }> = [];
 afterEach(() => {
   for (const item of toDestroy.splice(0)) item.destroy();
+  vi.restoreAllMocks();
 });
 
 /**
@@ -75,7 +78,11 @@ class CoalescingRoom {
     return client;
   }
 
+  /** Frames the room received, all connections together. */
+  framesIn = 0;
+
   send(id: ConnectionId, frame: Uint8Array): void {
+    this.framesIn++;
     this.apply(this.replica.receive(id, frame, this.now));
   }
 
@@ -269,6 +276,40 @@ describe("RoomReplica with coalescing", () => {
     const doc = new Y.Doc();
     Y.applyUpdate(doc, stored.snapshot ?? new Uint8Array());
     expect(doc.getText("t").toString()).toBe(text);
+  });
+
+  it("counts: one decode per frame in, one encode per window out (plus one per sender), whatever the room's size", () => {
+    const room = new CoalescingRoom({ ...FANOUT, sendsPerSecond: 100 }); // 40 sockets: a 10 ms window
+    const clients = Array.from({ length: 40 }, (_, i) => room.join(`c${i}`));
+    room.settle();
+    const decodes = vi.spyOn(incoming, "decodeIncomingMessage");
+    const awarenessEncodes = vi.spyOn(OutgoingMessage, "awareness");
+    const updateEncodes = vi.spyOn(OutgoingMessage, "syncUpdate");
+    const writes = room.storage.writes;
+    const framesIn = room.framesIn;
+    const heard = room.received.get("c39")?.awareness ?? 0;
+    room.advance(20); // a quiet spell: the first change leaves at once
+    const senders = clients.slice(0, 10);
+    for (const [i, client] of senders.entries()) {
+      client.awareness.setLocalStateField("cursor", i);
+      client.type(0, "x");
+      room.pump();
+    }
+    room.advance(10); // the window ends
+    // Every frame in (the senders' changes, and stock clients re-sending what they hear) is
+    // decoded once.
+    expect(decodes).toHaveBeenCalledTimes(room.framesIn - framesIn);
+    // Leading edge (1 change: 1 common frame + 1 own frame), then the window: 1 common frame
+    // and one own frame per sender that changed in it (9).
+    expect(awarenessEncodes).toHaveBeenCalledTimes(2 + 1 + 9);
+    // The first update came just after the leading edge's drain, so all 10 wait: one merge, one
+    // encode, one write.
+    expect(updateEncodes).toHaveBeenCalledTimes(1);
+    expect(room.storage.writes - writes).toBe(1);
+    // A socket that sent nothing heard all 10 changes in 2 awareness frames.
+    expect((room.received.get("c39")?.awareness ?? 0) - heard).toBe(2);
+    room.settle();
+    expect(new Set(clients.map((c) => c.text)).size).toBe(1);
   });
 
   it("with maxCoalesceMs 0 every change leaves in the call that made it", () => {
