@@ -3,7 +3,7 @@
 //
 //   npx tsx bench/profile-fanout.ts [--kind awareness|doc] [--rooms 1] [--clients 50] [--rate 10]
 //                                   [--seconds 5] [--coalesce-ms 20] [--sends-per-second 50000]
-//                                   [--no-profile]
+//                                   [--no-profile] [--config '{"presence":{...}}']
 
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -21,6 +21,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     "coalesce-ms": { type: "string" },
     "sends-per-second": { type: "string" },
+    /** More HALO_CONFIG on top, as JSON (e.g. '{"presence":{"historyFlushMs":600000}}'). */
+    config: { type: "string" },
     /** Latency only: no inspector session (profiling slows the isolate). */
     "no-profile": { type: "boolean", default: false },
   },
@@ -35,7 +37,12 @@ const fanout = {
     : { sendsPerSecond: Number(values["sends-per-second"]) }),
 };
 const server = await startHaloMiniflare(await getFreePort(), {
-  vars: { HALO_CONFIG: haloBenchConfig({ fanout }) },
+  vars: {
+    HALO_CONFIG: haloBenchConfig({
+      fanout,
+      ...(values.config ? (JSON.parse(values.config) as Record<string, unknown>) : {}),
+    }),
+  },
   inspectorPort,
 });
 try {
