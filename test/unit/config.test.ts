@@ -189,6 +189,34 @@ describe("parseConfig: errors name the field", () => {
     );
   });
 
+  it.each([
+    ["maxCoalesceMs", -1],
+    ["maxCoalesceMs", 1001],
+    ["sendsPerSecond", 99],
+    ["writesPerSecond", 0],
+  ])("rejects fanout.%s = %d and names it", (key, value) => {
+    expect(configErrorOf({ shards: { weur: 1 }, fanout: { [key]: value } })).toContain(
+      `HALO_CONFIG.fanout.${key}`,
+    );
+  });
+
+  it("rejects an unknown fanout key, because the fanout schema is strict", () => {
+    const message = configErrorOf({ shards: { weur: 1 }, fanout: { windowMs: 5 } });
+    expect(message).toContain("HALO_CONFIG.fanout");
+    expect(message).toContain("windowMs");
+  });
+
+  it("fanout defaults: coalescing on, capped at 20 ms; 0 keeps every change immediate", () => {
+    expect(parseConfig({ shards: { weur: 1 } }).fanout).toEqual({
+      maxCoalesceMs: 20,
+      sendsPerSecond: 50_000,
+      writesPerSecond: 500,
+    });
+    expect(
+      parseConfig({ shards: { weur: 1 }, fanout: { maxCoalesceMs: 0 } }).fanout.maxCoalesceMs,
+    ).toBe(0);
+  });
+
   it("rejects awareness limits whose states could not fit a socket attachment", () => {
     expect(
       configErrorOf({
