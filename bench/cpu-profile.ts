@@ -58,6 +58,19 @@ export class InspectorSession {
     });
   }
 
+  /** `call`, or null when no answer comes within `timeoutMs` (a busy or dying isolate). */
+  async callWithin<T>(method: string, timeoutMs: number): Promise<T | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.call<T>(method), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   async start(samplingIntervalUs = 200): Promise<void> {
     await this.call("Profiler.enable");
     await this.call("Profiler.setSamplingInterval", { interval: samplingIntervalUs });

@@ -22,6 +22,7 @@ import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import WebSocket from "ws";
 import * as Y from "yjs";
+import { InspectorSession } from "./cpu-profile";
 import type { Framing } from "./load-generator";
 import {
   getFreePort,
@@ -558,61 +559,32 @@ async function haloShardFigures(port: number): Promise<ShardFigures | string> {
   }
 }
 
-/** A Chrome DevTools Protocol session on workerd's isolate (the Worker and its objects share it). */
+/** Halo's JavaScript heap, through workerd's inspector (bench/cpu-profile.ts). */
 class HeapProbe {
-  private nextId = 1;
-  private readonly pending = new Map<number, (result: unknown) => void>();
-
-  private constructor(private readonly ws: WebSocket) {
-    ws.on("message", (data: Buffer) => {
-      const message = JSON.parse(data.toString("utf8")) as { id?: number; result?: unknown };
-      if (message.id === undefined) return; // events: not used
-      this.pending.get(message.id)?.(message.result);
-      this.pending.delete(message.id);
-    });
-  }
+  private constructor(private readonly session: InspectorSession) {}
 
   static async open(port: number): Promise<HeapProbe> {
-    const res = await fetch(`http://127.0.0.1:${port}/json`);
-    const targets = (await res.json()) as Array<{ webSocketDebuggerUrl?: string }>;
-    const url = targets[0]?.webSocketDebuggerUrl;
-    if (url === undefined) throw new Error(`no inspector target on port ${port}`);
-    const ws = new WebSocket(url, { perMessageDeflate: false });
-    await new Promise<void>((resolveOpen, reject) => {
-      ws.once("open", () => resolveOpen());
-      ws.once("error", reject);
-    });
-    return new HeapProbe(ws);
-  }
-
-  private async call(method: string, timeoutMs = 5000): Promise<unknown> {
-    const id = this.nextId++;
-    const result = await Promise.race([
-      new Promise<unknown>((r) => {
-        this.pending.set(id, r);
-        this.ws.send(JSON.stringify({ id, method }));
-      }),
-      sleep(timeoutMs).then(() => null),
-    ]);
-    this.pending.delete(id);
-    return result;
+    return new HeapProbe(await InspectorSession.open(port));
   }
 
   async usage(): Promise<{ usedBytes: number; totalBytes: number } | null> {
-    const result = await this.call("Runtime.getHeapUsage");
-    if (typeof result !== "object" || result === null) return null;
-    const { usedSize, totalSize } = result as { usedSize?: unknown; totalSize?: unknown };
+    const result = await this.session.callWithin<{ usedSize?: unknown; totalSize?: unknown }>(
+      "Runtime.getHeapUsage",
+      5000,
+    );
+    if (result === null) return null;
+    const { usedSize, totalSize } = result;
     if (typeof usedSize !== "number" || typeof totalSize !== "number") return null;
     return { usedBytes: usedSize, totalBytes: totalSize };
   }
 
   /** A full GC, which an idle isolate never runs by itself: what could V8 give back? */
   async collectGarbage(): Promise<void> {
-    await this.call("HeapProfiler.collectGarbage", 30_000);
+    await this.session.callWithin("HeapProfiler.collectGarbage", 30_000);
   }
 
   close(): void {
-    this.ws.close();
+    this.session.close();
   }
 }
 
