@@ -18,6 +18,7 @@ import {
   startHalo,
   startHaloMiniflare,
   startHocuspocus,
+  startWorkerdRelay,
   startWsRelay,
   startYWebsocketServer,
 } from "./servers";
@@ -26,6 +27,7 @@ export type ServerName =
   | "halo"
   | "halo-3-regions"
   | "halo-wrangler-dev"
+  | "workerd-relay"
   | "y-websocket-server"
   | "hocuspocus"
   | "ws-relay";
@@ -157,6 +159,8 @@ const STARTERS: Record<ServerName, (port: number) => Promise<ServerHandle>> = {
   "halo-3-regions": (port) => startHaloMiniflare(port, { vars: { HALO_CONFIG: devConfig() } }),
   // The same as `halo`, behind `wrangler dev` and its proxy: what that hop costs.
   "halo-wrangler-dev": (port) => startHalo(port, { vars: { HALO_CONFIG: haloBenchConfig() } }),
+  // The floor inside workerd: a Durable Object relaying every frame, no Yjs (opt-in).
+  "workerd-relay": startWorkerdRelay,
   "y-websocket-server": startYWebsocketServer,
   hocuspocus: startHocuspocus,
   "ws-relay": startWsRelay,
@@ -437,8 +441,8 @@ function parseArgs(argv: string[]): FanoutOptions {
           .split(",")
           .filter((s) => s !== "");
         for (const n of names) {
-          if (!(ALL_SERVERS as readonly string[]).includes(n) && !n.startsWith("halo-")) {
-            throw new Error(`unknown server "${n}" (expected ${ALL_SERVERS.join(", ")})`);
+          if (!(n in STARTERS)) {
+            throw new Error(`unknown server "${n}" (expected ${Object.keys(STARTERS).join(", ")})`);
           }
         }
         opts.servers = names as ServerName[];

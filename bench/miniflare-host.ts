@@ -21,10 +21,14 @@ const mf = new Miniflare({
   modulesRoot: bundleDir,
   scriptPath: join(bundleDir, "worker.js"),
   compatibilityDate: "2026-04-20",
-  durableObjects: {
-    SHARD: { className: "ShardDurableObject", useSQLite: true },
-    DIRECTORY: { className: "DirectoryDurableObject", useSQLite: true },
-  },
+  // Halo's classes, or another script's (bench/workerd-relay) as JSON: { binding: className }.
+  durableObjects: Object.fromEntries(
+    Object.entries(
+      process.env.HALO_BENCH_DURABLE_OBJECTS
+        ? (JSON.parse(process.env.HALO_BENCH_DURABLE_OBJECTS) as Record<string, string>)
+        : { SHARD: "ShardDurableObject", DIRECTORY: "DirectoryDurableObject" },
+    ).map(([binding, className]) => [binding, { className, useSQLite: true }]),
+  ),
   durableObjectsPersist: persistDir,
   // bench/cpu-profile.ts profiles the isolate through this port.
   ...(process.env.HALO_INSPECTOR_PORT

@@ -544,6 +544,34 @@ export async function startHaloMiniflare(
   });
 }
 
+/**
+ * The floor inside workerd (bench/workerd-relay/worker.js): one Durable Object per room that
+ * relays every frame to every socket, through the same Miniflare host as Halo. Compared with
+ * `ws-relay`, it shows what the runtime's socket path costs; compared with Halo, what Halo adds.
+ */
+export async function startWorkerdRelay(port: number): Promise<ServerHandle> {
+  const persistDir = await mkdtemp(join(tmpdir(), "workerd-relay-"));
+  return spawnServer({
+    name: "workerd-relay",
+    command: process.execPath,
+    args: [
+      "--import",
+      "tsx",
+      join(PROJECT_ROOT, "bench/miniflare-host.ts"),
+      String(port),
+      join(PROJECT_ROOT, "bench/workerd-relay"),
+      persistDir,
+    ],
+    env: { HALO_BENCH_DURABLE_OBJECTS: JSON.stringify({ ROOM: "RelayRoom" }) },
+    cwd: PROJECT_ROOT,
+    readyUrl: `http://127.0.0.1:${port}/healthz`,
+    readyTimeoutMs: 60_000,
+    url: (room) => `ws://127.0.0.1:${port}/${room}`,
+    isCore: (procName) => procName === "workerd",
+    cleanup: () => rm(persistDir, { recursive: true, force: true }),
+  });
+}
+
 // Plain JavaScript run with `node -e`, so the floor baseline carries no tsx
 // loader (or its esbuild helper) in its RSS and CPU numbers.
 const WS_RELAY_SOURCE = `
