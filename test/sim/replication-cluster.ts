@@ -2,7 +2,12 @@ import * as decoding from "lib0/decoding";
 import { removeAwarenessStates } from "y-protocols/awareness";
 import * as Y from "yjs";
 import type { ConnectionIdentity } from "../../src/auth/authenticate";
-import { limitsSchema, membershipSchema, replicationSchema } from "../../src/config/config-schema";
+import {
+  fanoutSchema,
+  limitsSchema,
+  membershipSchema,
+  replicationSchema,
+} from "../../src/config/config-schema";
 import type { RoomEffect } from "../../src/core/room-replica";
 import { excludes, RoomReplica } from "../../src/core/room-replica";
 import type { GossipSettings } from "../../src/membership/membership-node";
@@ -34,6 +39,9 @@ import type { Scheduler } from "./scheduler";
  * own membership node (the real membership cores, via MembershipCluster) for the regions that
  * may serve and the regions declared dead.
  */
+
+/** The shipped fan-out coalescing (config defaults). */
+const SIM_FANOUT = fanoutSchema.parse({});
 
 /** Replication timings of the simulator (the shipped defaults, idleLeaveMs halved to keep runs short). */
 export interface ReplicationTimings {
@@ -340,6 +348,8 @@ export class SimShard {
           region: this.region,
         },
         replication: { region: this.region, batchMs: this.cluster.timings.batchMs },
+        // The shipped coalescing: changes held back for a window, written and sent together.
+        fanout: SIM_FANOUT,
       },
       this.now,
     );
@@ -395,6 +405,17 @@ export class SimShard {
     }
     this.cluster.observe(this.region, room);
     this.wake(room.takeWakeAt());
+    const fanoutAt = room.takeFanoutAt();
+    if (fanoutAt !== null) this.armFanoutTimer(room, fanoutAt);
+  }
+
+  /** The end of a room's coalescing window (shard.ts: fanout-timers.ts); lost with a crash, as in memory. */
+  private armFanoutTimer(room: RoomReplica, at: number): void {
+    const life = this.life;
+    this.cluster.scheduler.at(at, () => {
+      if (this.life !== life || !this.up || this.rooms.get(room.name) !== room) return;
+      this.run(room, room.flushFanout(this.now));
+    });
   }
 
   private toClient(room: string, id: string, frame: Uint8Array): void {
