@@ -17,7 +17,7 @@ import {
   type StatusTransition,
 } from "../src/membership/membership-node";
 import { gossipMessageSchema } from "../src/membership/membership-schema";
-import type { RegionEntry, RegionLoad } from "../src/membership/region-entry";
+import type { HotShard, RegionEntry, ShardLoadReport } from "../src/membership/region-entry";
 import { SqliteMembershipStore } from "../src/storage/sqlite-membership-store";
 import { withTimeout } from "../src/util/with-timeout";
 
@@ -97,8 +97,20 @@ export class DirectoryDurableObject extends DurableObject<Env> {
   }
 
   /** A shard's latest figures; the region's entry carries their sum from the next round. */
-  async reportLoad(region: Region, shard: number, load: RegionLoad): Promise<void> {
+  async reportLoad(region: Region, shard: number, load: ShardLoadReport): Promise<void> {
     (await this.ensureStarted(region)).reportShardLoad(Date.now(), shard, load);
+  }
+
+  /** Every shard's latest report in this region (operators' per-shard view; not gossiped). */
+  async shardLoads(region: Region): Promise<HotShard[]> {
+    return (await this.ensureStarted(region)).shardLoads();
+  }
+
+  /** An operator's resize: the new count under the next epoch, gossiped from the next round. */
+  async resize(region: Region, shards: number): Promise<RegionEntry> {
+    const entry = (await this.ensureStarted(region)).resize(Date.now(), shards);
+    this.save();
+    return entry;
   }
 
   /** One gossip round. The next alarm is set first, so a slow or failing peer never stops the rhythm. */
@@ -165,7 +177,15 @@ export class DirectoryDurableObject extends DurableObject<Env> {
   ): MembershipNode {
     const { membership } = this.config;
     return MembershipNode.start(
-      { region, shards: this.config.shardCount(region), seeds: membership.seeds },
+      {
+        region,
+        shards: this.config.shardCount(region),
+        seeds: membership.seeds,
+        loadTarget: {
+          connections: this.config.rebalance.hotConnections,
+          messagesPerSecond: this.config.rebalance.hotMessagesPerSecond,
+        },
+      },
       membership,
       Date.now(),
       persisted,

@@ -3,6 +3,8 @@ import type { Region } from "../src/config/regions";
 import { directoryStub } from "../src/http/directory-stub";
 import { type FaultPlan, NO_FAULTS } from "../src/membership/fault-plan";
 import { membershipViewSchema } from "../src/membership/membership-schema";
+import type { MemberStatus } from "../src/membership/region-entry";
+import { type LayoutLookup, layoutsFromEntries } from "../src/routing/shard-layout";
 import { withTimeout } from "../src/util/with-timeout";
 
 /** The membership table as replication needs it, read from this region's directory. */
@@ -13,6 +15,10 @@ export interface TableView {
   dead: Set<Region>;
   /** The injected faults of a local run (none unless `membership.faultInjection`). */
   faults: FaultPlan;
+  /** Each region's shard layout as the table holds it (configuration's where it does not). */
+  layouts: LayoutLookup;
+  /** Each region's status, where the table knows it (`left`: drained). */
+  status: ReadonlyMap<Region, MemberStatus>;
   fetchedAt: number;
 }
 
@@ -48,6 +54,8 @@ export class RegionTables {
       candidates: configured,
       dead: cached?.dead ?? new Set(),
       faults: cached?.faults ?? NO_FAULTS,
+      layouts: cached?.layouts ?? (() => undefined),
+      status: cached?.status ?? new Map(),
       fetchedAt: now,
     };
     if (region !== undefined) {
@@ -70,6 +78,8 @@ export class RegionTables {
           }),
           dead: new Set(configured.filter((r) => status.get(r) === "dead")),
           faults,
+          layouts: layoutsFromEntries(entries),
+          status,
           fetchedAt: now,
         };
       } catch {

@@ -13,6 +13,9 @@ type Figures = () => { loadedRooms: number; sockets: number };
 export class ShardLoad {
   readonly #address: SqliteShardAddress;
   readonly #reporter: LoadReporter;
+  /** Client frames since the last report, and when that was: the report carries their rate. */
+  #messages = 0;
+  #countingSince = Date.now();
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -38,25 +41,39 @@ export class ShardLoad {
 
   /** The load changed: reports now, or returns when the owed report is due (for the alarm). */
   changed(now: number, figures: Figures): number | null {
-    if (this.#reporter.changed(now)) this.#send(figures);
+    if (this.#reporter.changed(now)) this.#send(now, figures);
     return this.#reporter.nextDue();
+  }
+
+  /** A client frame arrived; every 256th counts as a change, so a busy shard's rate is reported. */
+  message(now: number, figures: Figures): number | null {
+    this.#messages++;
+    return this.#messages % 256 === 0 ? this.changed(now, figures) : null;
   }
 
   /** On the alarm: sends an owed report that is due; returns when the next one is. */
   onAlarm(now: number, figures: Figures): number | null {
-    if (this.#reporter.due(now)) this.#send(figures);
+    if (this.#reporter.due(now)) this.#send(now, figures);
     return this.#reporter.nextDue();
   }
 
-  #send(figures: Figures): void {
+  #send(now: number, figures: Figures): void {
     const address = this.#address.get();
     if (!address) return;
     const { loadedRooms, sockets } = figures();
+    const seconds = Math.max(1, now - this.#countingSince) / 1000;
+    const messagesPerSecond = Math.round(this.#messages / seconds);
+    this.#messages = 0;
+    this.#countingSince = now;
     const directory = directoryStub(this.directories, address.region);
     // Best effort: a lost report is replaced by the next one.
     this.ctx.waitUntil(
       directory
-        .reportLoad(address.region, address.index, { connections: sockets, rooms: loadedRooms })
+        .reportLoad(address.region, address.index, {
+          connections: sockets,
+          rooms: loadedRooms,
+          messagesPerSecond,
+        })
         .catch(() => undefined),
     );
   }

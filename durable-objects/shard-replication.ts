@@ -15,7 +15,7 @@ import { RoomLink } from "../src/replication/room-link";
 import { shardFor } from "../src/routing/shard-router";
 import { SqliteReplicatingRooms } from "../src/storage/sqlite-replicating-rooms";
 import { withTimeout } from "../src/util/with-timeout";
-import { RegionTables } from "./region-tables";
+import { RegionTables, type TableView } from "./region-tables";
 
 /** What the shard lends its replication adapter. */
 export interface ReplicationHost {
@@ -166,7 +166,7 @@ export class ShardReplication {
     timeoutMs: number,
   ): Promise<Array<{ region: Region; members: Member[] | null }>> {
     const self = this.host.region();
-    const { faults } = await this.tables.current(Date.now());
+    const { faults, layouts } = await this.tables.current(Date.now());
     return Promise.all(
       regions.map(async (region) => {
         if (
@@ -177,7 +177,7 @@ export class ShardReplication {
         const delay = self === undefined ? 0 : addedLatencyMs(faults, self, region);
         const ask = async () => {
           if (delay > 0) await sleep(delay);
-          const shard = shardFor(room, region, this.host.config);
+          const shard = shardFor(room, region, this.host.config, layouts);
           const members = await shardStub(this.host.env.SHARD, shard).localMembers(room);
           if (delay > 0) await sleep(delay);
           return members;
@@ -189,6 +189,23 @@ export class ShardReplication {
         }
       }),
     );
+  }
+
+  /** The membership table as this shard last read it (`fresh`: read it now). */
+  table(now: number, fresh = false): Promise<TableView> {
+    return this.tables.current(now, fresh);
+  }
+
+  /**
+   * The room is handed to another shard of this region: its waiting batch goes to the peers
+   * now (this shard's writes must not wait on a link it is about to drop), then the link goes.
+   */
+  handOver(name: string, now: number): void {
+    const link = this.links.get(name);
+    const room = this.host.loaded(name);
+    if (link && room) this.sendAll(tickReplica(room, link, now, true), 0);
+    this.links.delete(name);
+    this.replicating.set(name, false);
   }
 
   private async linkFor(name: string, region: Region, now: number): Promise<RoomLink> {
@@ -268,11 +285,11 @@ export class ShardReplication {
     if (region === undefined) return;
     const target = to as Region;
     try {
-      const { faults } = await this.tables.current(Date.now());
+      const { faults, layouts } = await this.tables.current(Date.now());
       if (isPartitioned(faults, region, target) || isStopped(faults, region)) return;
       const delay = addedLatencyMs(faults, region, target);
       if (delay > 0) await sleep(delay);
-      const shard = shardFor(message.room, target, this.host.config);
+      const shard = shardFor(message.room, target, this.host.config, layouts);
       const stub = shardStub(this.host.env.SHARD, shard);
       const answers = replicaMessageSchema
         .array()

@@ -10,11 +10,13 @@ import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room
 import { roomSettings } from "../src/core/room-settings";
 import type { Secrets } from "../src/http/app-env";
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
+import type { ShardStub } from "../src/http/shard-stub";
 import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/presence-schema";
 import type { HistoryQuery } from "../src/presence/presence-store";
 import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
 import { PING_FRAME, PONG_FRAME } from "../src/protocol/liveness";
+import type { RebalanceReport } from "../src/rebalance/handoff-schema";
 import { replicaMessageSchema } from "../src/replication/replication-schema";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
@@ -22,6 +24,7 @@ import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 import { FanoutTimers } from "./fanout-timers";
 import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
 import { ShardLoad } from "./shard-load";
+import { ShardMoves } from "./shard-moves";
 import { ShardReplication } from "./shard-replication";
 import { TokenRefresh } from "./token-refresh";
 
@@ -41,6 +44,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly replication: ShardReplication;
   private readonly tokens: TokenRefresh;
   private readonly fanout = new FanoutTimers();
+  private readonly moves: ShardMoves;
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
@@ -70,6 +74,19 @@ export class ShardDurableObject extends DurableObject<Env> {
       run: (room, effects) => this.run(room, effects),
       wake: (at) => this.wakeNoLaterThan(at),
     });
+    this.moves = new ShardMoves({
+      ctx,
+      env,
+      config: this.config,
+      address: () => this.load.address(),
+      table: (now, fresh) => this.replication.table(now, fresh),
+      storage: this.storage,
+      presenceStore: this.presenceStore,
+      loaded: (name) => this.rooms.peek(name),
+      unload: (name) => this.unloadRoom(name),
+      run: (room, effects) => this.run(room, effects),
+      wake: (at) => this.wakeNoLaterThan(at),
+    });
     this.tokens = new TokenRefresh({
       auth: this.config.auth,
       verifier: () => verifierFor(env as Env & Secrets, this.config),
@@ -86,6 +103,8 @@ export class ShardDurableObject extends DurableObject<Env> {
       identity: request.headers.get(SHARD_HEADERS.identity),
       presence: request.headers.get(SHARD_HEADERS.presence),
       shard: request.headers.get(SHARD_HEADERS.shard),
+      epoch: request.headers.get(SHARD_HEADERS.epoch),
+      forwarded: request.headers.get(SHARD_HEADERS.forwarded),
     });
     if (!parsed.success) {
       return Response.json(
@@ -93,8 +112,24 @@ export class ShardDurableObject extends DurableObject<Env> {
         { status: 400 },
       );
     }
-    const { room: name, region, identity, presence, shard } = parsed.data;
+    const { room: name, region, identity, presence, shard, epoch, forwarded } = parsed.data;
     this.load.remember(region, shard);
+    const table = await this.replication.table(Date.now());
+    if (table.status.get(region) === "left") {
+      // Drained: the Worker routes this client again, with a fresh table.
+      return Response.json(
+        { error: { code: "region_drained", message: `region ${region} is drained` } },
+        { status: 421 },
+      );
+    }
+    const owner = await this.moves.elsewhere(name, Date.now(), epoch);
+    if (owner !== null && !forwarded) {
+      // Routed by an older layout: the room's owner serves it, one hop on.
+      const onward = new Request(request);
+      onward.headers.set(SHARD_HEADERS.shard, String(owner));
+      onward.headers.set(SHARD_HEADERS.forwarded, "1");
+      return this.moves.stub(owner).fetch(onward);
+    }
     const room = await this.room(name);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [name]);
@@ -116,6 +151,8 @@ export class ShardDurableObject extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const found = await this.locate(ws);
     if (!found) return;
+    const wake = this.load.message(Date.now(), () => this.stats());
+    if (wake !== null) await this.wakeNoLaterThan(wake);
     const { room, connectionId } = found;
     if (typeof message === "string") {
       const reason = "text frames are not part of the protocol; send binary y-websocket messages";
@@ -188,6 +225,8 @@ export class ShardDurableObject extends DurableObject<Env> {
     if (report !== null && (next === null || report < next)) next = report;
     const replication = await this.replication.onAlarm(now);
     if (replication !== null && (next === null || replication < next)) next = replication;
+    const moves = await this.moves.onAlarm(now);
+    if (moves !== null && (next === null || moves < next)) next = moves;
     this.evictIdleRooms(); // replicas that went dormant may be unloaded now
     return next;
   }
@@ -199,26 +238,38 @@ export class ShardDurableObject extends DurableObject<Env> {
     return { loadedRooms: this.rooms.size, sockets: this.ctx.getWebSockets().length };
   }
 
-  async summary(name: string): Promise<RoomSummary> {
-    return (await this.room(name)).summary();
+  // Each room call is passed to the room's owner when a resize moved the room away from here
+  // (a caller routed by an older layout); `epoch` is the layout the caller routed by.
+
+  async summary(name: string, epoch = 0): Promise<RoomSummary> {
+    const owner = await this.owner(name, epoch);
+    return owner ? owner.stub.summary(name, owner.epoch) : (await this.room(name)).summary();
   }
 
-  async storageStats(name: string): Promise<PersistenceStats> {
+  async storageStats(name: string, epoch = 0): Promise<PersistenceStats> {
+    const owner = await this.owner(name, epoch);
+    if (owner) return owner.stub.storageStats(name, owner.epoch);
     return (await this.room(name)).storageStats();
   }
 
-  async presence(name: string): Promise<PresenceSnapshot> {
+  async presence(name: string, epoch = 0): Promise<PresenceSnapshot> {
+    const owner = await this.owner(name, epoch);
+    if (owner) return owner.stub.presence(name, owner.epoch);
     return (await this.room(name)).presenceSnapshot();
   }
 
-  async members(name: string): Promise<Member[]> {
-    return (await this.room(name)).members();
+  async members(name: string, epoch = 0): Promise<Member[]> {
+    const owner = await this.owner(name, epoch);
+    return owner ? owner.stub.members(name, owner.epoch) : (await this.room(name)).members();
   }
 
   /** The room's presence as this replica holds it, with the regions it came from and how fresh each is. */
   async presenceView(
     name: string,
+    epoch = 0,
   ): Promise<{ snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number }> {
+    const owner = await this.owner(name, epoch);
+    if (owner) return owner.stub.presenceView(name, owner.epoch);
     const room = await this.room(name);
     const at = Date.now();
     return { snapshot: room.presenceSnapshot(), sources: room.presenceSources(at), at };
@@ -231,36 +282,88 @@ export class ShardDurableObject extends DurableObject<Env> {
   async presenceAll(
     name: string,
     regions: Region[],
+    epoch = 0,
   ): Promise<{
     local: { snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number };
     answers: Array<{ region: Region; members: Member[] | null }>;
   }> {
+    const owner = await this.owner(name, epoch);
+    if (owner) return owner.stub.presenceAll(name, regions, owner.epoch);
     const timeout = this.config.replication.queryTimeoutMs;
     const answers = await this.replication.askOwnMembers(name, regions, timeout);
     return { local: await this.presenceView(name), answers };
   }
 
   /** The members this region owns (`?consistency=all` asks each region for its own). */
-  async localMembers(name: string): Promise<Member[]> {
+  async localMembers(name: string, epoch = 0): Promise<Member[]> {
+    const owner = await this.owner(name, epoch);
+    if (owner) return owner.stub.localMembers(name, owner.epoch);
     return (await this.room(name)).localMembers();
   }
 
   /** A peer region's replica message for one of this shard's rooms; the answers go back to it. */
-  async replicate(region: Region, index: number, message: unknown): Promise<unknown[]> {
+  async replicate(region: Region, index: number, message: unknown, epoch = 0): Promise<unknown[]> {
     this.load.remember(region, index);
-    return this.replication.receive(replicaMessageSchema.parse(message), Date.now());
+    const parsed = replicaMessageSchema.parse(message);
+    const owner = await this.owner(parsed.room, epoch);
+    if (owner) return owner.stub.replicate(region, owner.index, parsed, owner.epoch);
+    return this.replication.receive(parsed, Date.now());
   }
 
   async presenceHistory(
     name: string,
     query: HistoryQuery,
+    epoch = 0,
   ): Promise<{ version: number; events: PresenceEvent[] }> {
+    const owner = await this.owner(name, epoch);
+    if (owner) return owner.stub.presenceHistory(name, query, owner.epoch);
     const version = (await this.room(name)).presenceVersion;
     return { version, events: this.presenceStore.history(name, query) };
   }
 
-  async document(name: string, since: Uint8Array | null): Promise<Uint8Array> {
+  async document(name: string, since: Uint8Array | null, epoch = 0): Promise<Uint8Array> {
+    const owner = await this.owner(name, epoch);
+    if (owner) return owner.stub.document(name, since, owner.epoch);
     return (await this.room(name)).encodeDocument(since ?? undefined);
+  }
+
+  // Moving rooms between this region's shards (shard-moves.ts; src/rebalance/room-handoff.ts).
+
+  async handOff(
+    region: Region,
+    index: number,
+    room: string,
+    epoch: number,
+    stateVector: Uint8Array,
+  ): Promise<unknown> {
+    this.load.remember(region, index);
+    return this.moves.handOff(room, epoch, stateVector);
+  }
+
+  async release(region: Region, index: number, room: string, vector: Uint8Array): Promise<boolean> {
+    this.load.remember(region, index);
+    return this.moves.release(room, vector);
+  }
+
+  async adopt(region: Region, index: number, room: string, from: number): Promise<boolean> {
+    this.load.remember(region, index);
+    return this.moves.adopt(room, from, Date.now());
+  }
+
+  async rebalance(region: Region, index: number): Promise<RebalanceReport> {
+    this.load.remember(region, index);
+    return this.moves.rebalance(Date.now());
+  }
+
+  /** The owner of a room a resize moved away from here, with the epoch that says so; null when it is this shard. */
+  private async owner(
+    name: string,
+    epoch: number,
+  ): Promise<{ stub: ShardStub; index: number; epoch: number } | null> {
+    const index = await this.moves.elsewhere(name, Date.now(), epoch);
+    if (index === null) return null;
+    const layout = await this.moves.layout(Date.now());
+    return { stub: this.moves.stub(index), index, epoch: layout.epoch };
   }
 
   private async onSocketGone(ws: WebSocket, clean: boolean): Promise<void> {
@@ -277,6 +380,10 @@ export class ShardDurableObject extends DurableObject<Env> {
   private async room(name: string): Promise<RoomReplica> {
     const cached = this.rooms.get(name);
     if (cached) return cached;
+    await this.moves.beforeOpen(name, Date.now());
+    const raced = this.rooms.get(name); // another call opened it while the pull waited
+    if (raced) return raced;
+    if (this.moves.movedOut(name)) throw new Error(`room ${name} moved to another shard`);
     const restored: ConnectionAttachment[] = [];
     for (const ws of this.ctx.getWebSockets(name)) {
       const attachment = readAttachment(ws);
@@ -304,14 +411,17 @@ export class ShardDurableObject extends DurableObject<Env> {
   private async locate(
     ws: WebSocket,
   ): Promise<{ room: RoomReplica; connectionId: ConnectionId } | undefined> {
-    const known = this.sockets.identify(ws);
-    if (known) return { room: await this.room(known.room), connectionId: known.connectionId };
-    const attachment = readAttachment(ws);
-    if (!attachment) {
+    const known = this.sockets.identify(ws) ?? readAttachment(ws);
+    if (!known) {
       closeSocket(ws, CloseCode.InternalError, "connection state lost; reconnect");
       return undefined;
     }
-    return { room: await this.room(attachment.room), connectionId: attachment.connectionId };
+    if (this.moves.movedOut(known.room)) {
+      // Handed to another shard: a frame here is not applied (the client resyncs there).
+      closeSocket(ws, CloseCode.Moved, "moved: the room moved to another shard; reconnect");
+      return undefined;
+    }
+    return { room: await this.room(known.room), connectionId: known.connectionId };
   }
 
   /** Carries out a room's effects; the alarm is moved earlier when the room has work due. */
@@ -343,6 +453,16 @@ export class ShardDurableObject extends DurableObject<Env> {
     if (this.alarmAt !== null && this.alarmAt <= at) return;
     this.alarmAt = at;
     await this.ctx.storage.setAlarm(at);
+  }
+
+  /** A room handed to another shard: its batch goes to its peers, what it holds is written, memory freed. */
+  private unloadRoom(name: string): void {
+    this.replication.handOver(name, Date.now());
+    const room = this.rooms.peek(name);
+    if (!room) return;
+    this.rooms.delete(name);
+    this.sockets.forget(name);
+    room.unload();
   }
 
   private evictIdleRooms(): void {

@@ -30,6 +30,7 @@ import {
 } from "./presence/presence-query";
 import type { PresenceSnapshot } from "./presence/presence-schema";
 import type { RequestLocation } from "./routing/region-locator";
+import { layoutsFromEntries } from "./routing/shard-layout";
 import { shardFor } from "./routing/shard-router";
 
 export { DirectoryDurableObject } from "../durable-objects/directory";
@@ -71,15 +72,19 @@ type RouteContext = {
   var: { config: HaloConfig; verifier: TokenVerifier | null };
 };
 
-/** Resolves the room, the caller's identity and rights, its region and the shard serving them. */
-async function target(c: RouteContext) {
-  return targetFor(c, parseRoomName(c.req.param("room")));
+/**
+ * Resolves the room, the caller's identity and rights, its region and the shard serving them
+ * (by the shard layout of the table; `tableMaxAgeMs` 0 reads the table afresh).
+ */
+async function target(c: RouteContext, tableMaxAgeMs?: number) {
+  return targetFor(c, parseRoomName(c.req.param("room")), tableMaxAgeMs);
 }
 
 /** `target()` for a room name already validated. */
 async function targetFor(
   c: Omit<RouteContext, "req"> & { req: Omit<RouteContext["req"], "param"> },
   room: string,
+  tableMaxAgeMs?: number,
 ) {
   const bearer = c.req.header("authorization")?.match(/^Bearer\s+(.+)$/i)?.[1];
   const identity: ConnectionIdentity = await authenticate(
@@ -99,9 +104,12 @@ async function targetFor(
       c.var.config,
     ),
     Date.now(),
+    tableMaxAgeMs,
   );
-  const shard = shardFor(room, region, c.var.config);
-  return { room, region, shard, identity, view, stub: shardStub(c.env.SHARD, shard) };
+  const layouts = view ? layoutsFromEntries(view.entries) : undefined;
+  const shard = shardFor(room, region, c.var.config, layouts);
+  const epoch = layouts?.(region)?.epoch ?? 0;
+  return { room, region, shard, epoch, identity, view, stub: shardStub(c.env.SHARD, shard) };
 }
 
 /** `target()` for a REST query: the same checks, then one request from the caller's rate budget. */
@@ -128,24 +136,31 @@ app.all("/v1/rooms/:room", async (c) => {
   if (wantsWebSocket(c.req.raw.headers)) {
     assertValidHandshake(c.req.method, c.req.raw.headers);
     const presence = parsePresenceOption(c.req.query("presence"));
-    const { room, region, shard, identity, stub } = await target(c);
-    const forwarded = new Request(c.req.raw);
-    forwarded.headers.set(SHARD_HEADERS.room, room);
-    forwarded.headers.set(SHARD_HEADERS.region, region);
-    forwarded.headers.set(SHARD_HEADERS.shard, String(shard.index));
-    forwarded.headers.set(SHARD_HEADERS.identity, JSON.stringify(identity));
-    if (presence) forwarded.headers.set(SHARD_HEADERS.presence, presence);
-    else forwarded.headers.delete(SHARD_HEADERS.presence); // only the Worker may set it
-    return stub.fetch(forwarded);
+    const upgrade = async (routed: Awaited<ReturnType<typeof target>>) => {
+      const { room, region, shard, epoch, identity, stub } = routed;
+      const forwarded = new Request(c.req.raw);
+      forwarded.headers.set(SHARD_HEADERS.room, room);
+      forwarded.headers.set(SHARD_HEADERS.region, region);
+      forwarded.headers.set(SHARD_HEADERS.shard, String(shard.index));
+      forwarded.headers.set(SHARD_HEADERS.epoch, String(epoch));
+      forwarded.headers.set(SHARD_HEADERS.identity, JSON.stringify(identity));
+      forwarded.headers.delete(SHARD_HEADERS.forwarded); // only a shard may set it
+      if (presence) forwarded.headers.set(SHARD_HEADERS.presence, presence);
+      else forwarded.headers.delete(SHARD_HEADERS.presence); // only the Worker may set it
+      return stub.fetch(forwarded);
+    };
+    const response = await upgrade(await target(c));
+    // 421: the region was drained after this isolate read its table; route again from a fresh one.
+    return response.status === 421 ? upgrade(await target(c, 0)) : response;
   }
   if (c.req.method !== "GET") throw methodNotAllowed(c.req.method);
-  const { room, region, shard, stub } = await restTarget(c);
-  return c.json({ room, region, shard: shard.name, ...(await stub.summary(room)) });
+  const { room, region, shard, epoch, stub } = await restTarget(c);
+  return c.json({ room, region, shard: shard.name, ...(await stub.summary(room, epoch)) });
 });
 
 app.get("/v1/rooms/:room/presence", async (c) => {
   const query = parseQuery(presenceQuerySchema, c.req.query());
-  const { room, region, shard, stub, view } = await restTarget(c);
+  const { room, region, shard, epoch, stub, view } = await restTarget(c);
   const config = c.var.config;
   let answer: { snapshot: PresenceSnapshot; sources: SourceReport[] };
   if (query.consistency === "all") {
@@ -154,10 +169,10 @@ app.get("/v1/rooms/:room/presence", async (c) => {
     const others = config.regions.filter(
       (r) => r !== region && status.get(r) !== "dead" && status.get(r) !== "left",
     );
-    const { local, answers } = await stub.presenceAll(room, others);
+    const { local, answers } = await stub.presenceAll(room, others, epoch);
     answer = mergeRegionAnswers(local, answers);
   } else {
-    const local = await stub.presenceView(room);
+    const local = await stub.presenceView(room, epoch);
     answer = { snapshot: local.snapshot, sources: localSources(local.sources, local.at) };
   }
   try {
@@ -178,13 +193,17 @@ app.get("/v1/rooms/:room/presence", async (c) => {
 
 app.get("/v1/rooms/:room/presence/history", async (c) => {
   const query = parseQuery(historyQuerySchema, c.req.query());
-  const { room, stub } = await restTarget(c);
-  const { version, events } = await stub.presenceHistory(room, {
-    ...(query.since !== undefined ? { afterSeq: query.since } : {}),
-    ...(query.from !== undefined ? { fromMs: query.from } : {}),
-    ...(query.to !== undefined ? { toMs: query.to } : {}),
-    limit: query.limit + 1, // one more than asked: tells whether there is a next page
-  });
+  const { room, epoch, stub } = await restTarget(c);
+  const { version, events } = await stub.presenceHistory(
+    room,
+    {
+      ...(query.since !== undefined ? { afterSeq: query.since } : {}),
+      ...(query.from !== undefined ? { fromMs: query.from } : {}),
+      ...(query.to !== undefined ? { toMs: query.to } : {}),
+      limit: query.limit + 1, // one more than asked: tells whether there is a next page
+    },
+    epoch,
+  );
   const page = events.slice(0, query.limit);
   const last = page.at(-1);
   return c.json({
@@ -197,8 +216,8 @@ app.get("/v1/rooms/:room/presence/history", async (c) => {
 
 app.get("/v1/rooms/:room/document", async (c) => {
   const since = parseStateVector(c.req.query("since"), Y.decodeStateVector);
-  const { room, stub } = await restTarget(c);
-  const update = await stub.document(room, since);
+  const { room, epoch, stub } = await restTarget(c);
+  const update = await stub.document(room, since, epoch);
   return c.body(update, 200, {
     "content-type": "application/octet-stream",
     "cache-control": "no-store",
@@ -220,7 +239,7 @@ app.post("/v1/presence/query", async (c) => {
           spendFor(c, resolved.identity); // one request from the budget, whatever the room count
           spent = true;
         }
-        const page = presencePage(await resolved.stub.presence(room), {
+        const page = presencePage(await resolved.stub.presence(room, resolved.epoch), {
           view: "members",
           limit: 1000,
           ...(body.userId !== undefined ? { userId: body.userId } : {}),
@@ -268,6 +287,7 @@ app.get("/v1/regions", async (c) => {
     regions: view.entries.map((entry) => ({
       ...entry,
       configured: config.regions.includes(entry.region),
+      drain: entry.status !== "left" ? null : entry.load.connections > 0 ? "draining" : "empty",
     })),
   });
 });

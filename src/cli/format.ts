@@ -171,7 +171,9 @@ export function regionsReport(response: RegionsResponse): string[] {
       entry.region,
       entry.accusers.length > 0
         ? `${entry.status} (by ${entry.accusers.join(", ")})`
-        : entry.status,
+        : entry.drain
+          ? `${entry.status} (${entry.drain})`
+          : entry.status,
       String(entry.incarnation),
       String(entry.heartbeat),
       entry.region === response.answeredBy ? "-" : `${duration(entry.lastHeardMsAgo)} ago`,

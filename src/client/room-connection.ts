@@ -1,3 +1,4 @@
+import { CloseCode } from "../protocol/close-codes";
 import { PING_FRAME } from "../protocol/liveness";
 import { type BackoffSettings, backoffDelay } from "./backoff";
 import type { ClientClock } from "./client-clock";
@@ -10,6 +11,11 @@ export type ConnectionStatus =
   | "connected"
   /** The socket was lost; waiting out the backoff or trying again. Local changes are kept. */
   | "reconnecting"
+  /**
+   * The server moved the room (a resize or a drained region) and closed with `moved`: the SDK
+   * reconnects at once, without backoff, and presence is kept as it was meanwhile.
+   */
+  | "moved"
   /** Closed by the app, or refused for good (see the `error` event). */
   | "disconnected";
 
@@ -25,6 +31,9 @@ export interface SocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 export type WebSocketConstructor = new (url: string) => SocketLike;
+
+/** The most a client waits before reconnecting after a `moved` close (ms). */
+export const MOVED_JITTER_MS = 100;
 
 export interface ConnectionSettings {
   backoff: BackoffSettings;
@@ -203,8 +212,13 @@ export class RoomConnection {
       this.setStatus("disconnected");
       return;
     }
-    this.setStatus(this.everOpened ? "reconnecting" : "connecting");
-    const wait = backoffDelay(this.attempt++, this.clock.random(), this.settings.backoff);
+    // A move is the server's plan, not a failure: back at once (a little jitter spreads a
+    // room's clients), and the backoff is not raised.
+    const moved = close.code === CloseCode.Moved;
+    this.setStatus(moved ? "moved" : this.everOpened ? "reconnecting" : "connecting");
+    const wait = moved
+      ? Math.floor(this.clock.random() * MOVED_JITTER_MS)
+      : backoffDelay(this.attempt++, this.clock.random(), this.settings.backoff);
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = null;
       void this.connect(close);

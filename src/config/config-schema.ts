@@ -296,6 +296,25 @@ export const fanoutSchema = z
 
 export type FanoutSettings = z.infer<typeof fanoutSchema>;
 
+/**
+ * Moving rooms between shards of a region after a resize or a drain (DESIGN.md, "Routing"),
+ * and the load target over which a shard is named hot in the membership table.
+ */
+export const rebalanceSchema = z
+  .object({
+    /** A shard with more open sockets than this is hot (the table names it; operators resize). */
+    hotConnections: z.number().int().min(1).default(20_000),
+    /** A shard receiving more client frames per second than this is hot (the platform's soft limit is about 1,000 requests/s). */
+    hotMessagesPerSecond: z.number().min(1).default(1_000),
+    /** How long a new shard waits for an old one's hand-off before it serves without it (ms; the move finishes later). */
+    handOffTimeoutMs: z.number().int().min(10).max(60_000).default(2_000),
+    /** How often a shard retries a move that has not finished (the old copy is kept until then) (ms). */
+    retryMs: z.number().int().min(100).max(600_000).default(5_000),
+  })
+  .strict();
+
+export type RebalanceSettings = z.infer<typeof rebalanceSchema>;
+
 export const haloConfigSchema = z
   .object({
     /** `development` allows conveniences (region override); `production` forbids them. */
@@ -314,6 +333,7 @@ export const haloConfigSchema = z
     membership: membershipSchema.default(membershipSchema.parse({})),
     replication: replicationSchema.default(replicationSchema.parse({})),
     fanout: fanoutSchema.default(fanoutSchema.parse({})),
+    rebalance: rebalanceSchema.default(rebalanceSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -380,6 +400,7 @@ export interface HaloConfig {
   membership: MembershipSettings;
   replication: ReplicationSettings;
   fanout: FanoutSettings;
+  rebalance: RebalanceSettings;
 }
 
 export class ConfigError extends Error {
@@ -418,6 +439,7 @@ export function parseConfig(raw: unknown): HaloConfig {
     },
     replication: parsed.replication,
     fanout: parsed.fanout,
+    rebalance: parsed.rebalance,
   };
 }
 

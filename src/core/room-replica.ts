@@ -639,6 +639,16 @@ export class RoomReplica implements MessageTarget {
     };
   }
 
+  /**
+   * The room's state from the shard of this region that held it before a resize, arriving
+   * while this shard already serves it (the first pull timed out): applied, written, fanned out.
+   */
+  applyHandOff(fromShard: number, update: Uint8Array, nowMs: number): RoomEffect[] {
+    this.setNow(nowMs);
+    this.guarded(() => Y.applyUpdate(this.doc, update, { kind: "handoff", fromShard }));
+    return this.flush();
+  }
+
   /** How the document is stored (snapshot, log, compactions): for operators, behind the admin token. */
   storageStats(): PersistenceStats {
     return this.persistence.snapshotStats();
@@ -797,8 +807,10 @@ export class RoomReplica implements MessageTarget {
     // Written and fanned out when the batch drains, together, so no socket sees an update
     // before its write: the platform holds outgoing frames until the writes before them land.
     this.batch.addUpdate(update, fromConnection ? origin.connectionId : null);
-    // One hop: a peer's update reached every peer from its own region already.
-    if (this.peers && fromConnection) this.peers.addLocalUpdate(update, this.nowMs);
+    // One hop: a peer's update reached every peer from its own region already. A hand-off's
+    // did too, most likely, but its old shard may have been stopped before its batch left.
+    const ownRegion = fromConnection || (isChangeOrigin(origin) && origin.kind === "handoff");
+    if (this.peers && ownRegion) this.peers.addLocalUpdate(update, this.nowMs);
   }
 
   /**

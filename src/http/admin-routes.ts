@@ -2,9 +2,14 @@ import { Hono } from "hono";
 import type { HaloConfig } from "../config/config-schema";
 import type { Region } from "../config/regions";
 import { faultPlanSchema, NO_FAULTS } from "../membership/fault-plan";
-import { allShards, shardFor } from "../routing/shard-router";
+import { membershipViewSchema } from "../membership/membership-schema";
+import type { RegionEntry } from "../membership/region-entry";
+import type { RebalanceReport } from "../rebalance/handoff-schema";
+import { layoutsFromEntries } from "../routing/shard-layout";
+import { allShards, shardFor, shardsOf } from "../routing/shard-router";
 import { withTimeout } from "../util/with-timeout";
 import { assertAdmin } from "./admin-auth";
+import { resizeRequestSchema } from "./api-schemas";
 import type { AppEnv } from "./app-env";
 import { directoryStub } from "./directory-stub";
 import { HttpError } from "./errors";
@@ -24,13 +29,54 @@ adminRoutes.use("*", async (c, next) => {
   await next();
 });
 
-/** Every configured shard with its loaded rooms and open sockets. */
+/** The table as each region's own directory holds its entry (the source of its shard layout). */
+async function ownLayouts(c: { env: AppEnv["Bindings"]; var: { config: HaloConfig } }) {
+  const config = c.var.config;
+  const views = await Promise.all(
+    config.regions.map(async (region) => {
+      try {
+        const view = await withTimeout(
+          directoryStub(c.env.DIRECTORY, region).view(region),
+          config.membership.ackTimeoutMs,
+          `directory ${region}`,
+        );
+        return view.entries.filter((entry) => entry.region === region);
+      } catch {
+        return []; // configuration's layout stands for a directory that does not answer
+      }
+    }),
+  );
+  return layoutsFromEntries(membershipViewSchema.shape.entries.parse(views.flat()));
+}
+
+/**
+ * Every shard (the current count's, and any an earlier larger count still uses) with its
+ * loaded rooms, open sockets, and the load it last reported to its directory.
+ */
 adminRoutes.get("/shards", async (c) => {
+  const config = c.var.config;
+  const layouts = await ownLayouts(c);
+  const reported = new Map(
+    await Promise.all(
+      config.regions.map(async (region) => {
+        const loads = await directoryStub(c.env.DIRECTORY, region)
+          .shardLoads(region)
+          .catch(() => []);
+        return [region, loads] as const;
+      }),
+    ),
+  );
   const shards = await Promise.all(
-    allShards(c.var.config).map(async (address) => ({
-      ...address,
-      ...(await shardStub(c.env.SHARD, address).stats()),
-    })),
+    allShards(config, layouts).map(async (address) => {
+      const layout = layouts(address.region);
+      return {
+        ...address,
+        current: address.index < (layout?.count ?? config.shardCount(address.region)),
+        ...(await shardStub(c.env.SHARD, address).stats()),
+        reported:
+          reported.get(address.region)?.find((load) => load.shard === address.index) ?? null,
+      };
+    }),
   );
   return c.json({ shards });
 });
@@ -43,7 +89,7 @@ adminRoutes.get("/rooms/:room", async (c) => {
     ...config,
     allowRegionOverride: true,
   });
-  const shard = shardFor(room, region, config);
+  const shard = shardFor(room, region, config, await ownLayouts(c));
   const stub = shardStub(c.env.SHARD, shard);
   const [summary, storage, members] = await Promise.all([
     stub.summary(room),
@@ -82,8 +128,50 @@ for (const action of ["drain", "undrain"] as const) {
     const region = configuredRegion(c.req.param("region"), config, 404);
     const stub = directoryStub(c.env.DIRECTORY, region);
     const entry = await askDirectory(config, region, () => stub[action](region));
-    return c.json({ region, entry });
+    // A drained region's shards tell their clients to move (the Worker no longer routes here).
+    const shards = await kickShards(c.env, config, region, entry);
+    return c.json({ region, entry, shards });
   });
+}
+
+/**
+ * Resize: the region's own directory takes the new count under the next epoch (it owns its
+ * entry), the change gossips, and every shard of the region, old and new, is told to hand
+ * away the rooms the new count gives to another shard. The same count again only repeats the
+ * hand-aways (a retry after a shard did not answer).
+ */
+adminRoutes.post("/regions/:region/shards", async (c) => {
+  const config = c.var.config;
+  const region = configuredRegion(c.req.param("region"), config, 404);
+  const { shards: count } = await parseJsonBody(resizeRequestSchema, c.req.raw);
+  const stub = directoryStub(c.env.DIRECTORY, region);
+  const entry = await askDirectory(config, region, () => stub.resize(region, count));
+  const shards = await kickShards(c.env, config, region, entry);
+  return c.json({ region, entry, shards });
+});
+
+/** Tells every shard of `region` (by `entry`'s layout, old counts included) to rebalance. */
+async function kickShards(
+  env: AppEnv["Bindings"],
+  config: HaloConfig,
+  region: Region,
+  entry: RegionEntry,
+): Promise<Array<RebalanceReport | { shard: number; error: string }>> {
+  const layouts = layoutsFromEntries([{ ...entry, region }]);
+  return Promise.all(
+    shardsOf(region, config, layouts).map(async (address) => {
+      try {
+        return await withTimeout(
+          shardStub(env.SHARD, address).rebalance(region, address.index),
+          config.rebalance.handOffTimeoutMs * 4,
+          address.name,
+        );
+      } catch (error) {
+        // Not fatal: the shard finds the new layout on its next request, and the call is idempotent.
+        return { shard: address.index, error: error instanceof Error ? error.message : "failed" };
+      }
+    }),
+  );
 }
 
 /** Fault injection exists only where configuration turns it on (never in production). */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { regionEntrySchema } from "../membership/membership-schema";
+import { regionEntrySchema, shardCountSchema } from "../membership/membership-schema";
 import { memberSchema, presenceEventSchema, userSchema } from "../presence/presence-schema";
 
 /**
@@ -22,6 +22,13 @@ export const healthSchema = z.object({
   regions: z.array(z.object({ region: z.string(), shards: z.number().int() })),
 });
 
+/** `POST /v1/admin/regions/:region/shards`: the region's new shard count. */
+export const resizeRequestSchema = z
+  .object({
+    shards: shardCountSchema.describe("the region's new shard count (1 to 1024)"),
+  })
+  .strict();
+
 /** `GET /v1/regions`: the membership table as the nearest directory sees it. */
 export const regionsResponseSchema = z.object({
   answeredBy: z.string(),
@@ -32,6 +39,8 @@ export const regionsResponseSchema = z.object({
     regionEntrySchema.extend({
       lastHeardMsAgo: z.number(),
       configured: z.boolean(),
+      /** For a drained (`left`) region: `draining` while it still has connections, then `empty`. */
+      drain: z.enum(["draining", "empty"]).nullable(),
     }),
   ),
 });

@@ -1,7 +1,7 @@
 import type { Region } from "../config/regions";
 import type { FaultPlan } from "../membership/fault-plan";
 import type { GossipMessage, MembershipView } from "../membership/membership-node";
-import type { RegionEntry, RegionLoad } from "../membership/region-entry";
+import type { HotShard, RegionEntry, ShardLoadReport } from "../membership/region-entry";
 
 /** The directory's RPC surface (the generated stub type is too deep for the compiler). Every call names the directory's region. */
 export interface DirectoryStub {
@@ -11,7 +11,9 @@ export interface DirectoryStub {
   undrain(region: Region): Promise<RegionEntry>;
   setFaults(region: Region, plan: FaultPlan): Promise<FaultPlan>;
   getFaults(region: Region): Promise<FaultPlan>;
-  reportLoad(region: Region, shard: number, load: RegionLoad): Promise<void>;
+  reportLoad(region: Region, shard: number, load: ShardLoadReport): Promise<void>;
+  shardLoads(region: Region): Promise<HotShard[]>;
+  resize(region: Region, shards: number): Promise<RegionEntry>;
 }
 
 export function directoryStub(namespace: Env["DIRECTORY"], region: Region): DirectoryStub {

@@ -15,6 +15,10 @@ export const SHARD_HEADERS = {
   presence: "x-halo-presence",
   /** The shard's own index in its region, so it knows which directory to report its load to. */
   shard: "x-halo-shard",
+  /** The shard-layout epoch the Worker routed by: a shard on an older one reads its table again. */
+  epoch: "x-halo-epoch",
+  /** Set by a shard that passed the upgrade on to the room's owner: never passed on twice. */
+  forwarded: "x-halo-forwarded",
 } as const;
 
 export const shardUpgradeHeadersSchema = z.object({
@@ -38,6 +42,16 @@ export const shardUpgradeHeadersSchema = z.object({
     .regex(/^\d{1,4}$/)
     .transform(Number)
     .pipe(z.number().int().max(1023)),
+  epoch: z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .transform(Number)
+    .nullish()
+    .transform((epoch) => epoch ?? 0),
+  forwarded: z
+    .literal("1")
+    .nullish()
+    .transform((flag) => flag === "1"),
 });
 
 /** `?presence=` on a WebSocket URL: `events` opts in to presence events on the extension channel. */

@@ -5,10 +5,13 @@ import {
   deltaFor,
   digestOf,
   gainsFrom,
+  type HotShard,
   type MemberStatus,
   mergeEntry,
   type RegionEntry,
   type RegionLoad,
+  SHARD_HISTORY,
+  type ShardLoadReport,
   statusRank,
   UNKNOWN_HEARTBEAT,
 } from "./region-entry";
@@ -71,6 +74,8 @@ export interface PersistedMembership {
   incarnation: number;
   heartbeat: number;
   drained: boolean;
+  /** The operator's shard count and its epoch (absent before the first resize, or in older rows). */
+  shards?: { count: number; epoch: number; previous: number[] };
   entries: RegionEntry[];
 }
 
@@ -82,9 +87,20 @@ export interface StatusTransition {
   at: number;
 }
 
+/** A shard over either figure is hot: the region's entry names it until it cools. */
+export interface LoadTarget {
+  connections: number;
+  messagesPerSecond: number;
+}
+
+/** The most hot shards an entry names (the hottest), so an entry stays small. */
+export const MAX_HOT_SHARDS = 8;
+
 export interface MembershipIdentity {
   region: string;
+  /** The configured shard count: the count until an operator resizes (then storage holds it). */
   shards: number;
+  loadTarget?: LoadTarget;
   /** Regions contacted while they are not in the table (joining, and re-joining after a loss). */
   seeds: readonly string[];
 }
@@ -127,7 +143,8 @@ export class MembershipNode {
   /** Accusations not adopted (see `#disbelieves`), by accused region, passed on to the accused. */
   readonly #rumours = new Map<string, RegionEntry>();
   /** The latest load report of each of this region's shards, by index. */
-  readonly #shardLoads = new Map<number, RegionLoad>();
+  readonly #shardLoads = new Map<number, ShardLoadReport>();
+  readonly #loadTarget: LoadTarget | undefined;
   #drained: boolean;
   #nonce = 0;
   /** Bumped whenever something worth persisting changes (statuses, incarnations, accusers; not heartbeats or load). */
@@ -146,6 +163,9 @@ export class MembershipNode {
     this.#health = new LocalHealth(settings.maxHealthScore);
     this.#onTransition = onTransition;
     this.#drained = persisted?.drained ?? false;
+    this.#loadTarget = identity.loadTarget;
+    // Configuration gives the count until an operator resizes; from then on the stored one rules.
+    const sharding = persisted?.shards && persisted.shards.epoch > 0 ? persisted.shards : undefined;
     // A restart comes back with a higher incarnation, so whatever the others concluded while
     // this region was away (suspect, dead) is overridden by its return.
     const self: RegionEntry = {
@@ -156,8 +176,11 @@ export class MembershipNode {
       incarnation: persisted ? persisted.incarnation + 1 : Math.floor(now / 1000),
       heartbeat: persisted ? persisted.heartbeat + 1 : 0,
       contentAt: persisted ? persisted.heartbeat + 1 : 0,
-      shards: identity.shards,
+      shards: sharding?.count ?? identity.shards,
+      shardEpoch: sharding?.epoch ?? 0,
+      previousShards: sharding?.previous ?? [],
       load: { connections: 0, rooms: 0 },
+      hotShards: [],
       changedAt: now,
       accusers: [],
     };
@@ -267,30 +290,77 @@ export class MembershipNode {
   }
 
   /** This region's own figures, gossiped with its next heartbeat (only a real change is content). */
-  report(now: number, figures: { load?: RegionLoad; shards?: number }): void {
+  report(now: number, figures: { load?: RegionLoad; hotShards?: HotShard[] }): void {
     const self = this.#self;
-    const change: { load?: RegionLoad; shards?: number } = {};
+    const change: { load?: RegionLoad; hotShards?: HotShard[] } = {};
     if (
       figures.load &&
       (figures.load.connections !== self.load.connections || figures.load.rooms !== self.load.rooms)
     ) {
       change.load = figures.load;
     }
-    if (figures.shards !== undefined && figures.shards !== self.shards)
-      change.shards = figures.shards;
+    if (figures.hotShards && !sameHotShards(figures.hotShards, self.hotShards))
+      change.hotShards = figures.hotShards;
     if (Object.keys(change).length > 0) this.#updateSelf(now, change);
   }
 
-  /** One shard's latest figures; the region's entry carries the sum over its shards. */
-  reportShardLoad(now: number, shard: number, load: RegionLoad): void {
-    this.#shardLoads.set(shard, load);
+  /**
+   * An operator's resize: the new count under the next epoch, the old one kept in
+   * `previousShards` (moved rooms are found there). The same count again changes nothing.
+   */
+  resize(now: number, shards: number): RegionEntry {
+    const self = this.#self;
+    if (shards === self.shards) return self;
+    this.#revision++; // persisted: a restart must come back with this count
+    return this.#updateSelf(now, {
+      shards,
+      shardEpoch: self.shardEpoch + 1,
+      previousShards: [self.shards, ...self.previousShards].slice(0, SHARD_HISTORY),
+    });
+  }
+
+  /**
+   * One shard's latest figures: the region's entry carries the sum over its shards, and names
+   * the shards over the load target. A shard outside the current count that reports nothing
+   * left (it moved its rooms away) is forgotten.
+   */
+  reportShardLoad(now: number, shard: number, load: RegionLoad | ShardLoadReport): void {
+    const report: ShardLoadReport = { messagesPerSecond: 0, ...load };
+    if (shard >= this.#self.shards && report.connections === 0 && report.rooms === 0)
+      this.#shardLoads.delete(shard);
+    else this.#shardLoads.set(shard, report);
     let connections = 0;
     let rooms = 0;
     for (const each of this.#shardLoads.values()) {
       connections += each.connections;
       rooms += each.rooms;
     }
-    this.report(now, { load: { connections, rooms } });
+    this.report(now, { load: { connections, rooms }, hotShards: this.#hot() });
+  }
+
+  /** Every shard's latest report, by index (this region's own, not gossiped). */
+  shardLoads(): HotShard[] {
+    return [...this.#shardLoads]
+      .map(([shard, load]) => ({ shard, ...load }))
+      .sort((a, b) => a.shard - b.shard);
+  }
+
+  #hot(): HotShard[] {
+    const target = this.#loadTarget;
+    if (!target) return [];
+    return this.shardLoads()
+      .filter(
+        (each) =>
+          each.connections > target.connections ||
+          each.messagesPerSecond > target.messagesPerSecond,
+      )
+      .sort(
+        (a, b) =>
+          b.messagesPerSecond / target.messagesPerSecond +
+          b.connections / target.connections -
+          (a.messagesPerSecond / target.messagesPerSecond + a.connections / target.connections),
+      )
+      .slice(0, MAX_HOT_SHARDS);
   }
 
   persisted(): PersistedMembership {
@@ -300,6 +370,7 @@ export class MembershipNode {
       incarnation: self.incarnation,
       heartbeat: self.heartbeat,
       drained: this.#drained,
+      shards: { count: self.shards, epoch: self.shardEpoch, previous: self.previousShards },
       entries: [...this.#table.values()].filter((entry) => entry.region !== this.region),
     };
   }
@@ -329,7 +400,12 @@ export class MembershipNode {
   /** Every change this region makes to its own entry raises its heartbeat: one version, one content. */
   #updateSelf(
     now: number,
-    change: Partial<Pick<RegionEntry, "status" | "incarnation" | "load" | "shards">>,
+    change: Partial<
+      Pick<
+        RegionEntry,
+        "status" | "incarnation" | "load" | "shards" | "shardEpoch" | "previousShards" | "hotShards"
+      >
+    >,
   ): RegionEntry {
     const before = this.#self;
     const heartbeat = before.heartbeat + 1;
@@ -632,6 +708,20 @@ export class MembershipNode {
     if (probe !== undefined) targets.push({ to: probe, counts: false });
     return targets;
   }
+}
+
+/** Equal lists of hot shards (same shards, same figures), so an unchanged list is not new content. */
+function sameHotShards(a: readonly HotShard[], b: readonly HotShard[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every(
+      (x, i) =>
+        x.shard === b[i]?.shard &&
+        x.connections === b[i]?.connections &&
+        x.rooms === b[i]?.rooms &&
+        x.messagesPerSecond === b[i]?.messagesPerSecond,
+    )
+  );
 }
 
 /**

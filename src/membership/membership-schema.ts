@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { regionSchema } from "../config/regions";
-import type { GossipMessage, MembershipView } from "./membership-node";
-import { MEMBER_STATUSES, type RegionEntry } from "./region-entry";
+import { type GossipMessage, MAX_HOT_SHARDS, type MembershipView } from "./membership-node";
+import { MEMBER_STATUSES, type RegionEntry, SHARD_HISTORY } from "./region-entry";
 
 /**
  * The membership core's messages and views as they cross a boundary (directory-to-directory
@@ -10,6 +10,18 @@ import { MEMBER_STATUSES, type RegionEntry } from "./region-entry";
  * message small: nine regions, a few fields each.
  */
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/** A region's shard count: shard names carry at most four digits of index. */
+export const shardCountSchema = z.number().int().min(1).max(1024);
+
+const hotShardSchema = z
+  .object({
+    shard: z.number().int().min(0).max(1023),
+    connections: count,
+    rooms: count,
+    messagesPerSecond: z.number().min(0).max(1e9),
+  })
+  .strict();
 
 export const memberStatusSchema = z.enum(MEMBER_STATUSES);
 
@@ -20,8 +32,11 @@ export const regionEntrySchema = z
     incarnation: count,
     heartbeat: count,
     contentAt: count,
-    shards: z.number().int().min(1).max(1024),
+    shards: shardCountSchema,
+    shardEpoch: count,
+    previousShards: z.array(shardCountSchema).max(SHARD_HISTORY),
     load: z.object({ connections: count, rooms: count }).strict(),
+    hotShards: z.array(hotShardSchema).max(MAX_HOT_SHARDS),
     changedAt: count,
     accusers: z.array(regionSchema).max(16),
   })

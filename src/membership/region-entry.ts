@@ -27,6 +27,20 @@ export interface RegionLoad {
   rooms: number;
 }
 
+/** One shard's figures as it reports them to its region's directory. */
+export interface ShardLoadReport extends RegionLoad {
+  /** Frames received from clients per second, over the shard's last report interval. */
+  messagesPerSecond: number;
+}
+
+/** A shard over its load target, as the region's entry names it (DESIGN.md: operators act on it). */
+export interface HotShard extends ShardLoadReport {
+  shard: number;
+}
+
+/** How many earlier shard counts an entry keeps: a room may still sit on a shard of any of them. */
+export const SHARD_HISTORY = 4;
+
 export interface RegionEntry {
   region: string;
   status: MemberStatus;
@@ -40,7 +54,16 @@ export interface RegionEntry {
    */
   contentAt: number;
   shards: number;
+  /**
+   * Raised by the region itself with every change of `shards` (an operator's resize): every
+   * Worker and shard that holds this epoch routes the region's rooms the same way.
+   */
+  shardEpoch: number;
+  /** The counts before the current one, newest first (at most SHARD_HISTORY): where moved rooms may still be. */
+  previousShards: number[];
   load: RegionLoad;
+  /** Shards over the region's load target, hottest first (empty when none is). */
+  hotShards: HotShard[];
   /** When this entry's status was set, on the clock of the region that set it (ms since epoch). */
   changedAt: number;
   /** Regions that independently reported this suspicion or death; empty for `alive` and `left`. */

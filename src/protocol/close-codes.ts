@@ -16,6 +16,11 @@ export const CloseCode = {
   InternalError: 1011,
   /** A capacity limit that clears by itself (the room is full): reconnect later. */
   TryAgainLater: 1013,
+  /**
+   * The room moved to another shard (a resize) or the region drained: reconnect at once, the
+   * Worker routes to the room's new home. The SDK shows status `moved`, with no backoff.
+   */
+  Moved: 4001,
 } as const;
 
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];

@@ -157,6 +157,36 @@ export class SqlitePresenceStore implements PresenceStore, WebhookOutbox {
     return row?.due ?? null;
   }
 
+  /** Rooms with stored members (see `SqliteRoomStorage.rooms`). */
+  rooms(): string[] {
+    return this.host.sql
+      .exec<{ room: string }>("SELECT DISTINCT room FROM presence_member")
+      .toArray()
+      .map((row) => row.room);
+  }
+
+  /**
+   * Everything a room's presence keeps here, as one write another shard's store takes whole:
+   * its members (with their graces), its sequence number and its history. Webhook deliveries
+   * stay: they are sent from here whatever room they name.
+   */
+  exportRoom(room: string): PresenceWrite {
+    const { seq, members } = this.load(room);
+    const history = this.history(room, { limit: this.retention.maxEvents });
+    return { upsert: members, remove: [], seq, history, outbox: [] };
+  }
+
+  /** Deletes a room's members, sequence number and history (it moved to another shard). */
+  drop(room: string): void {
+    this.host.transactionSync(() => {
+      const sql = this.host.sql;
+      sql.exec("DELETE FROM presence_member WHERE room = ?", room);
+      sql.exec("DELETE FROM presence_room WHERE room = ?", room);
+      sql.exec("DELETE FROM presence_history WHERE room = ?", room);
+    });
+    this.writesSincePrune.delete(room);
+  }
+
   roomsInGrace(): string[] {
     return this.host.sql
       .exec<{ room: string }>("SELECT DISTINCT room FROM presence_member WHERE reconnecting = 1")

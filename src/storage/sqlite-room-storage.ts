@@ -104,6 +104,25 @@ export class SqliteRoomStorage implements RoomStorage {
     });
   }
 
+  /** Every room with a stored document here (a shard lists them when it may hold rooms it no longer owns). */
+  rooms(): string[] {
+    return this.host.sql
+      .exec<{ room: string }>(
+        "SELECT room FROM room_snapshot WHERE part = 0 UNION SELECT DISTINCT room FROM room_log",
+      )
+      .toArray()
+      .map((row) => row.room);
+  }
+
+  /** Deletes a room's document (it moved to another shard, which confirmed it holds it all). */
+  drop(room: string): void {
+    this.host.transactionSync(() => {
+      this.host.sql.exec("DELETE FROM room_snapshot WHERE room = ?", room);
+      this.host.sql.exec("DELETE FROM room_log WHERE room = ?", room);
+    });
+    this.nextSeq.delete(room);
+  }
+
   private readNextSeq(room: string): number {
     const row = this.host.sql
       .exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM room_log WHERE room = ?", room)

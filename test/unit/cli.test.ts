@@ -233,11 +233,15 @@ describe("formatting", () => {
       heartbeat: 40,
       contentAt: 0,
       shards: 4,
+      shardEpoch: 0,
+      previousShards: [],
       load: { connections: 1, rooms: 1 },
+      hotShards: [],
       changedAt: 0,
       accusers: [],
       lastHeardMsAgo: 400,
       configured: true,
+      drain: null,
     };
     const response: RegionsResponse = {
       answeredBy: "wnam",

@@ -58,7 +58,10 @@ function entry(over: Partial<RegionEntry> = {}): RegionEntry {
     heartbeat: 0,
     contentAt: 0,
     shards: 2,
+    shardEpoch: 0,
+    previousShards: [],
     load: { connections: 0, rooms: 0 },
+    hotShards: [],
     changedAt: T0,
     accusers: [],
     ...over,
@@ -674,7 +677,7 @@ describe("MembershipNode: heartbeats and digests", () => {
     // A's figures change: B's ack wants A (quoting B's own version of it) and A's ack2 carries
     // just that entry, whole.
     const bsVersionOfA = digestOf(b.entry("A") as RegionEntry);
-    a.report(now, { shards: 5 });
+    a.resize(now, 5);
     const [wanting] = b.receive(syn(a, now, 4), now);
     expect(wanting).toEqual({
       kind: "ack",
@@ -716,10 +719,11 @@ describe("MembershipNode: heartbeats and digests", () => {
     expect(a.entry("B")).toMatchObject({ heartbeat: self.heartbeat, load: self.load });
     expect(a.view(now).entries.find((e) => e.region === "B")?.lastHeardMsAgo).toBe(0);
     // A report that changes nothing is not content (and not even a heartbeat).
-    b.report(now, { load: { ...self.load }, shards: self.shards });
+    b.report(now, { load: { ...self.load }, hotShards: [] });
+    expect(b.resize(now, self.shards)).toBe(self);
     expect(b.entry("B")).toBe(self);
     // A real change is: the next exchange carries the whole entry again.
-    b.report(now, { shards: self.shards + 1 });
+    b.resize(now, self.shards + 1);
     const [whole] = b.receive(syn(a, now, 3), now);
     expect(whole).toMatchObject({ entries: [b.entry("B")], beats: [] });
     expect(b.entry("B")?.contentAt).toBe(b.entry("B")?.heartbeat);
