@@ -54,6 +54,8 @@ export default defineConfig({
               rpcTimeoutMs: 1000,
               queryTimeoutMs: 500,
             },
+            // A shard with more than 6 sockets is hot (the table names it); moves retry fast.
+            rebalance: { hotConnections: 6, handOffTimeoutMs: 1000, retryMs: 500 },
             limits: {
               compactAfterUpdates: 20,
               compactAfterBytes: 65536,

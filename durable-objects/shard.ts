@@ -17,6 +17,7 @@ import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
 import { PING_FRAME, PONG_FRAME } from "../src/protocol/liveness";
 import type { RebalanceReport } from "../src/rebalance/handoff-schema";
+import type { ShardMover } from "../src/rebalance/shard-mover";
 import { replicaMessageSchema } from "../src/replication/replication-schema";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
@@ -24,7 +25,7 @@ import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 import { FanoutTimers } from "./fanout-timers";
 import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
 import { ShardLoad } from "./shard-load";
-import { ShardMoves } from "./shard-moves";
+import { shardMover } from "./shard-moves";
 import { ShardReplication } from "./shard-replication";
 import { TokenRefresh } from "./token-refresh";
 
@@ -44,7 +45,9 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly replication: ShardReplication;
   private readonly tokens: TokenRefresh;
   private readonly fanout = new FanoutTimers();
-  private readonly moves: ShardMoves;
+  private readonly moves: ShardMover;
+  /** Another shard of this region, for calls passed on to a room's owner. */
+  private readonly sibling: (index: number) => ShardStub;
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
@@ -74,7 +77,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       run: (room, effects) => this.run(room, effects),
       wake: (at) => this.wakeNoLaterThan(at),
     });
-    this.moves = new ShardMoves({
+    ({ mover: this.moves, stub: this.sibling } = shardMover({
       ctx,
       env,
       config: this.config,
@@ -86,7 +89,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       unload: (name) => this.unloadRoom(name),
       run: (room, effects) => this.run(room, effects),
       wake: (at) => this.wakeNoLaterThan(at),
-    });
+    }));
     this.tokens = new TokenRefresh({
       auth: this.config.auth,
       verifier: () => verifierFor(env as Env & Secrets, this.config),
@@ -128,7 +131,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       const onward = new Request(request);
       onward.headers.set(SHARD_HEADERS.shard, String(owner));
       onward.headers.set(SHARD_HEADERS.forwarded, "1");
-      return this.moves.stub(owner).fetch(onward);
+      return this.sibling(owner).fetch(onward);
     }
     const room = await this.room(name);
     const { 0: client, 1: server } = new WebSocketPair();
@@ -363,7 +366,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     const index = await this.moves.elsewhere(name, Date.now(), epoch);
     if (index === null) return null;
     const layout = await this.moves.layout(Date.now());
-    return { stub: this.moves.stub(index), index, epoch: layout.epoch };
+    return { stub: this.sibling(index), index, epoch: layout.epoch };
   }
 
   private async onSocketGone(ws: WebSocket, clean: boolean): Promise<void> {

@@ -4,16 +4,18 @@ import type { SqliteHost } from "./sqlite-room-storage";
  * A shard's record of rooms moving between the shards of its region (DESIGN.md, "Routing"):
  * the rooms it handed to a new owner and still holds a copy of (`out`, until the owner
  * confirms), and the epoch at which each room it owns last pulled from its former owners
- * (`arrived`). Both survive restarts: a copy is never dropped unconfirmed, and a room is
+ * (`arrived`), and the newest epoch it finished handing rooms away for. All survive restarts: a copy is never dropped unconfirmed, and a room is
  * pulled once per epoch, not on every load.
  */
 export class SqliteRoomMoves {
   #out: Map<string, number> | undefined;
+  #rebalanced: number | undefined;
 
   constructor(private readonly host: SqliteHost) {
     host.sql.exec(`
       CREATE TABLE IF NOT EXISTS room_moved_out (room TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS room_arrived (room TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS shard_rebalanced (id INTEGER PRIMARY KEY CHECK (id = 0), epoch INTEGER NOT NULL);
     `);
   }
 
@@ -57,6 +59,20 @@ export class SqliteRoomMoves {
       room,
       epoch,
     );
+  }
+
+  rebalancedAt(): number {
+    this.#rebalanced ??=
+      this.host.sql
+        .exec<{ epoch: number }>("SELECT epoch FROM shard_rebalanced WHERE id = 0")
+        .toArray()[0]?.epoch ?? 0;
+    return this.#rebalanced;
+  }
+
+  markRebalanced(epoch: number): void {
+    if (this.rebalancedAt() >= epoch) return;
+    this.host.sql.exec("INSERT OR REPLACE INTO shard_rebalanced (id, epoch) VALUES (0, ?)", epoch);
+    this.#rebalanced = epoch;
   }
 
   #outs(): Map<string, number> {

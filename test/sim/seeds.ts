@@ -38,6 +38,39 @@ export function forEachSeed(
   return { seeds: tried };
 }
 
+/** `forEachSeed` for a property that runs on promises (a simulator driving async shells). */
+export async function forEachSeedAsync(
+  name: string,
+  property: (seed: number) => Promise<void>,
+  options: SeedOptions = {},
+): Promise<{ seeds: number }> {
+  const replay = process.env.SIM_SEED;
+  const seeds: number[] = [];
+  if (replay !== undefined && replay !== "") seeds.push(Number(replay));
+  else {
+    const count = Number(process.env.SIM_SEEDS ?? options.count ?? 20);
+    const base = Number(process.env.SIM_BASE_SEED ?? 0x5eed);
+    for (let i = 0; i < count; i++) seeds.push((base + i * 0x9e3779b1) >>> 0);
+  }
+  const budget = Number(process.env.SIM_BUDGET_MS ?? options.budgetMs ?? 5_000);
+  const started = Date.now();
+  let tried = 0;
+  for (const seed of seeds) {
+    if (tried > 0 && Date.now() - started > budget) break;
+    try {
+      await property(seed);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(
+        `${name}: failed with seed ${seed}. Replay: SIM_SEED=${seed} npm run sim -- -t "${name}"\n${message}`,
+      );
+    }
+    tried++;
+  }
+  if (process.env.SIM_SEEDS) console.info(`${name}: ${tried} seeds`);
+  return { seeds: tried };
+}
+
 function run(name: string, seed: number, property: (seed: number) => void): void {
   try {
     property(seed);

@@ -1,4 +1,4 @@
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { afterAll, describe, expect, it } from "vitest";
 import * as Y from "yjs";
 import type { ShardDurableObject } from "../../durable-objects/shard";
@@ -206,5 +206,77 @@ describe("a room whose old shard was never told", () => {
     expect(await storedRows(shardIndexFor(room, 4), room)).toBe(0);
     reader.close();
     await resize(4);
+  });
+});
+
+describe("draining a region", () => {
+  afterAll(async () => {
+    await admin("POST", "/v1/admin/regions/weur/undrain");
+  });
+
+  it("tells its clients to move; they reconnect to the next region and find their edits", async () => {
+    const room = "rebalance-drain";
+    const writer = await TestClient.connect(room, "?region=weur", 9_201);
+    writer.doc.getText("t").insert(0, "typed in weur");
+    await eventually(
+      async () => textOf(await documentOf(room, "?region=weur")) === "typed in weur",
+      3000,
+      "weur's copy",
+    );
+    const drained = await admin("POST", "/v1/admin/regions/weur/drain");
+    expect(drained.status).toBe(200);
+    const body = (await drained.json()) as { shards: Array<{ socketsMoved?: number }> };
+    expect(body.shards.reduce((sum, report) => sum + (report.socketsMoved ?? 0), 0)).toBe(1);
+    await eventually(() => writer.closeEvent?.code === CloseCode.Moved, 3000, "moved close");
+    // The same client asks for weur again: the Worker sends it to the next nearest region,
+    // which gets the room's state from the replicas that had it.
+    const back = await TestClient.connect(room, "?region=weur", 9_201);
+    await eventually(() => back.text === "typed in weur", 5000, "text after the drain");
+    const regions = await SELF.fetch("http://halo.test/v1/regions?region=weur");
+    const table = (await regions.json()) as {
+      clientRegion: string;
+      regions: Array<{ region: string; status: string; drain: string | null }>;
+    };
+    expect(table.clientRegion).not.toBe("weur");
+    expect(table.regions.find((entry) => entry.region === "weur")?.status).toBe("left");
+    back.close();
+  });
+});
+
+describe("hot shards", () => {
+  it("a shard over its connection target is named in its region's entry", async () => {
+    const room = "rebalance-hot";
+    const clients = await Promise.all(
+      Array.from({ length: 7 }, () => TestClient.connect(room, "?region=apac")),
+    );
+    const index = shardIndexFor(room, 2);
+    await eventually(
+      async () => {
+        const response = await SELF.fetch("http://halo.test/v1/regions?region=apac");
+        const table = (await response.json()) as {
+          regions: Array<{
+            region: string;
+            hotShards: Array<{ shard: number; connections: number }>;
+          }>;
+        };
+        const apac = table.regions.find((entry) => entry.region === "apac");
+        return apac?.hotShards.some((hot) => hot.shard === index && hot.connections >= 7) === true;
+      },
+      3000,
+      "apac's hot shard in the table",
+    );
+    for (const client of clients) client.close();
+    // Cooled down: the next report takes it off the list.
+    await eventually(
+      async () => {
+        const response = await SELF.fetch("http://halo.test/v1/regions?region=apac");
+        const table = (await response.json()) as {
+          regions: Array<{ region: string; hotShards: unknown[] }>;
+        };
+        return table.regions.find((entry) => entry.region === "apac")?.hotShards.length === 0;
+      },
+      3000,
+      "apac cooled",
+    );
   });
 });
