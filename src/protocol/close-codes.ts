@@ -19,8 +19,9 @@ export const CloseCode = {
   /**
    * The room moved to another shard (a resize) or the region drained: reconnect at once, the
    * Worker routes to the room's new home. The SDK shows status `moved`, with no backoff.
+   * (41xx: the SDK's own local closes use 40xx.)
    */
-  Moved: 4001,
+  Moved: 4100,
 } as const;
 
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
