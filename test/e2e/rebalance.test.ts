@@ -8,8 +8,9 @@ import {
   type Room,
   type WebSocketConstructor,
 } from "../../src/client/index";
+import { homeAndBackup } from "../../src/replication/home-region";
 import { shardIndexFor } from "../../src/routing/jump-hash";
-import { type DevServer, startWranglerDev } from "../support/wrangler-dev";
+import { type DevServer, freshPersistDir, startWranglerDev } from "../support/wrangler-dev";
 
 /**
  * Resizing wnam's shards under `wrangler dev` with a stock `y-websocket` provider and an SDK
@@ -37,9 +38,13 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function until(check: () => boolean, what: string, ms = 20_000): Promise<void> {
+async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 20_000,
+): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -141,7 +146,89 @@ describe("resizing under wrangler dev", () => {
       // Every edit of both sides, in both documents.
       for (const edit of [`s${i};`, `a5s${i};`, `a5k${i};`, `a3s${i};`, `a3k${i};`])
         expect(text(pair.stock.doc)).toContain(edit);
-      expect(pair.sdk.leaves, `leaves seen in ${pair.room} (moving 4-5 ${shardIndexFor(pair.room, 4) !== shardIndexFor(pair.room, 5)}, 5-3 ${shardIndexFor(pair.room, 5) !== shardIndexFor(pair.room, 3)})`).toEqual([]);
+      expect(
+        pair.sdk.leaves,
+        `leaves seen in ${pair.room} (moving 4-5 ${shardIndexFor(pair.room, 4) !== shardIndexFor(pair.room, 5)}, 5-3 ${shardIndexFor(pair.room, 5) !== shardIndexFor(pair.room, 3)})`,
+      ).toEqual([]);
+    }
+  }, 120_000);
+});
+
+describe("adding a region", () => {
+  it("joins through gossip, takes its nearest clients, and serves the rooms it becomes home for", async () => {
+    const base = {
+      environment: "development",
+      allowRegionOverride: true,
+      defaultRegion: "wnam",
+      auth: { anonymous: true },
+      membership: { gossipIntervalMs: 200, suspectAfterMs: 1_000, cacheMs: 100 },
+      replication: { antiEntropyMs: 500, idleLeaveMs: 1_000, peerExpiryMs: 1_500 },
+    };
+    const persist = freshPersistDir();
+    const rooms = Array.from({ length: 12 }, (_, i) => `e2e-grow-${i}`);
+    // Before: two regions. Every room is written in wnam (and kept by both, home and backup).
+    let dev = await startWranglerDev(persist, {
+      HALO_CONFIG: JSON.stringify({ ...base, shards: { wnam: 2, weur: 2 } }),
+    });
+    const writers = rooms.map((room, i) => {
+      const doc = new Y.Doc();
+      const provider = new WebsocketProvider(`${dev.httpUrl}/v1/rooms`, room, doc, {
+        WebSocketPolyfill: WebSocket as unknown as PolyfillOption,
+        disableBc: true,
+        params: { region: "wnam" },
+      });
+      doc.getText("t").insert(0, `written before apac joined ${i}`);
+      return { doc, provider };
+    });
+    for (const [i, room] of rooms.entries()) {
+      await until(async () => {
+        const response = await fetch(`${dev.httpUrl}/v1/rooms/${room}/document?region=weur`);
+        const doc = new Y.Doc();
+        Y.applyUpdate(doc, new Uint8Array(await response.arrayBuffer()));
+        return text(doc) === `written before apac joined ${i}`;
+      }, `${room} in weur`);
+    }
+    for (const writer of writers) writer.provider.destroy();
+    await dev.stop();
+
+    // After: apac is configured. Its directory joins by gossip; its clients land there; the
+    // rooms whose home it now is (by rendezvous) are pulled from the region that had them.
+    dev = await startWranglerDev(persist, {
+      HALO_CONFIG: JSON.stringify({ ...base, shards: { wnam: 2, weur: 2, apac: 2 } }),
+    });
+    try {
+      const homed = rooms.filter(
+        (room) => homeAndBackup(room, ["wnam", "weur", "apac"]).home === "apac",
+      );
+      expect(homed.length).toBeGreaterThan(0);
+      for (const room of homed) {
+        const i = rooms.indexOf(room);
+        const doc = new Y.Doc();
+        const provider = new WebsocketProvider(`${dev.httpUrl}/v1/rooms`, room, doc, {
+          WebSocketPolyfill: WebSocket as unknown as PolyfillOption,
+          disableBc: true,
+          params: { region: "apac" },
+        });
+        await until(() => text(doc) === `written before apac joined ${i}`, `${room} in apac`);
+        provider.destroy();
+      }
+      let table: { clientRegion: string; regions: Array<{ region: string; status: string }> } = {
+        clientRegion: "",
+        regions: [],
+      };
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline) {
+        const response = await fetch(`${dev.httpUrl}/v1/regions?region=wnam`);
+        table = (await response.json()) as typeof table;
+        if (table.regions.find((entry) => entry.region === "apac")?.status === "alive") break;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      // wnam's directory heard of apac by gossip, and a client near apac is sent there.
+      expect(table.regions.find((entry) => entry.region === "apac")?.status).toBe("alive");
+      const near = await fetch(`${dev.httpUrl}/v1/regions?region=apac`);
+      expect(((await near.json()) as { clientRegion: string }).clientRegion).toBe("apac");
+    } finally {
+      await dev.stop();
     }
   }, 120_000);
 });
