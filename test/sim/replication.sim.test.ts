@@ -431,6 +431,8 @@ interface World {
   deleted: Set<string>;
   /** What the workload did, by action. */
   counts: Map<string, number>;
+  /** Regions an operator drained: the Worker sends no client there until undrained. */
+  drained: Set<string>;
 }
 
 function worldOf(cluster: ReplicationCluster, rooms: string[], random: SimRandom): World {
@@ -441,7 +443,13 @@ function worldOf(cluster: ReplicationCluster, rooms: string[], random: SimRandom
     returning: new Map(),
     deleted: new Set(),
     counts: new Map(),
+    drained: new Set(),
   };
+}
+
+/** Regions a client may be routed to: up, and not drained. */
+function servable(world: World): string[] {
+  return world.cluster.upRegions().filter((region) => !world.drained.has(region));
 }
 
 function pickRegions(random: SimRandom): string[] {
@@ -468,12 +476,22 @@ function chaosWorld(seed: number): World {
     duplicate: random.between(0, 0.1),
     jitter: random.between(0, 1),
   });
+  if (random.chance(0.5)) {
+    // A region added to the deployment: configured, but it comes up only later, with empty
+    // storage, and becomes home for its share of rooms (issue 9). Until then it serves nothing.
+    const added = random.pick(regions);
+    cluster.crashRegion(added);
+    cluster.scheduler.after(random.between(5_000, 90_000), () => cluster.restartRegion(added));
+  }
   return worldOf(cluster, rooms, random);
 }
 
 const MAX_CLIENTS = 12;
 
-/** Clients join, type, move cursors, leave and come back; shards reset, regions fail, links cut. */
+/**
+ * Clients join, type, move cursors, leave and come back; shards reset, regions fail, links cut,
+ * operators drain and undrain regions (and `chaosWorld` may add one late).
+ */
 function chaos(world: World, durationMs: number): void {
   const { cluster, random, rooms } = world;
   const end = cluster.now + durationMs;
@@ -517,7 +535,7 @@ function chaos(world: World, durationMs: number): void {
       "join",
       10,
       () => {
-        const up = cluster.upRegions();
+        const up = servable(world);
         if (cluster.clients.length >= MAX_CLIENTS || up.length === 0) return false;
         // Now and then a second tab of an existing user.
         const userId =
@@ -541,10 +559,35 @@ function chaos(world: World, durationMs: number): void {
       () => {
         // Its line drops, and it reconnects through another edge at once.
         const client = pickConnected();
-        const up = cluster.upRegions().filter((r) => r !== client?.connection?.region);
+        const up = servable(world).filter((r) => r !== client?.connection?.region);
         if (!client || up.length === 0) return false;
         cluster.disconnect(client, false);
         return cluster.connect(client, random.pick(up));
+      },
+    ],
+    [
+      "drain",
+      1.5,
+      () => {
+        // An operator drains a region: it announces `left`, its shard closes every socket with
+        // `moved`, and each client reconnects at once to a region that still serves.
+        const region = random.pick(cluster.regions);
+        const others = servable(world).filter((r) => r !== region);
+        if (world.drained.has(region) || !cluster.membership.isUp(region) || others.length < 2)
+          return false;
+        cluster.membership.drain(region);
+        world.drained.add(region);
+        for (const client of cluster.connectedClients()) {
+          if (client.connection?.region !== region) continue;
+          cluster.disconnect(client, false);
+          cluster.connect(client, random.pick(others));
+        }
+        cluster.scheduler.after(random.between(2_000, 40_000), () => {
+          if (!world.drained.has(region) || !cluster.membership.isUp(region)) return;
+          cluster.membership.undrain(region);
+          world.drained.delete(region);
+        });
+        return true;
       },
     ],
     [
@@ -669,9 +712,9 @@ function crash(world: World, region: string, what: "shard" | "region"): void {
 
 function comeBack(world: World, client: SimClient, region: string | null): boolean {
   const { cluster, random } = world;
-  const up = cluster.upRegions();
+  const up = servable(world);
   const target =
-    region !== null && cluster.isUp(region) ? region : up.length > 0 ? random.pick(up) : null;
+    region !== null && up.includes(region) ? region : up.length > 0 ? random.pick(up) : null;
   if (target === null) return false;
   world.returning.delete(client);
   return client.connection === null && cluster.connect(client, target);
@@ -687,6 +730,8 @@ function healEverything(world: World): number {
     if (!cluster.membership.isUp(region)) cluster.membership.start(region);
     cluster.restartShard(region);
   }
+  for (const region of world.drained) cluster.membership.undrain(region);
+  world.drained.clear();
   for (const [client, region] of [...world.returning]) comeBack(world, client, region);
   // Every room keeps someone, so that its replicas stay in the set while they are compared.
   for (const room of rooms) {
