@@ -274,10 +274,19 @@ export class RebalanceCluster {
     const records: MoveRecords = {
       movedOutAt: (room) => shard.out.get(room),
       movedOut: () => [...shard.out.keys()],
-      markOut: (room, epoch) => (alive(), shard.out.set(room, epoch)),
-      clearOut: (room) => (alive(), shard.out.delete(room)),
+      markOut: (room, epoch) => {
+        alive();
+        shard.out.set(room, epoch);
+      },
+      clearOut: (room) => {
+        alive();
+        shard.out.delete(room);
+      },
       arrivedAt: (room) => shard.arrived.get(room) ?? 0,
-      markArrived: (room, epoch) => (alive(), shard.arrived.set(room, epoch)),
+      markArrived: (room, epoch) => {
+        alive();
+        shard.arrived.set(room, epoch);
+      },
       rebalancedAt: () => shard.rebalanced,
       markRebalanced: (epoch) => {
         alive();
