@@ -4,6 +4,7 @@ import type { RoomEffect, RoomReplica } from "../src/core/room-replica";
 import { shardStub } from "../src/http/shard-stub";
 import { addedLatencyMs, isPartitioned, isStopped } from "../src/membership/fault-plan";
 import type { Member } from "../src/presence/presence-schema";
+import { unlessMoved } from "../src/rebalance/shard-mover";
 import {
   nextReplicaTick,
   receiveReplicaMessage,
@@ -121,8 +122,11 @@ export class ShardReplication {
   async onAlarm(now: number): Promise<number | null> {
     const region = this.host.region();
     if (!this.enabled || region === undefined) return null;
-    for (const name of this.replicating.list())
-      if (!this.host.loaded(name)) await this.host.room(name);
+    for (const name of this.replicating.list()) {
+      if (this.host.loaded(name)) continue;
+      // A room moved to another shard of this region replicates from there.
+      if (!(await unlessMoved(this.host.room(name)))) this.replicating.set(name, false);
+    }
     if (this.links.size === 0) return null;
     const table = await this.tables.current(now, true);
     // Deaths are handled against their own record, not the cached table: a message path may
@@ -138,7 +142,9 @@ export class ShardReplication {
     let next: number | null = null;
     for (const [name, link] of this.links) {
       link.setCandidates(table.candidates, now);
-      const room = link.active ? await this.host.room(name) : this.host.loaded(name);
+      const room = link.active
+        ? ((await unlessMoved(this.host.room(name))) ?? undefined)
+        : this.host.loaded(name);
       if (!room) {
         this.links.delete(name); // dormant and unloaded: nothing to keep
         continue;

@@ -17,7 +17,7 @@ import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
 import { PING_FRAME, PONG_FRAME } from "../src/protocol/liveness";
 import type { RebalanceReport } from "../src/rebalance/handoff-schema";
-import type { ShardMover } from "../src/rebalance/shard-mover";
+import { RoomMoved, type ShardMover, unlessMoved } from "../src/rebalance/shard-mover";
 import { replicaMessageSchema } from "../src/replication/replication-schema";
 import type { PersistenceStats } from "../src/storage/room-persistence";
 import { SqlitePresenceStore } from "../src/storage/sqlite-presence-store";
@@ -206,7 +206,8 @@ export class ShardDurableObject extends DurableObject<Env> {
     }
     let next: number | null = null;
     for (const name of names) {
-      const room = await this.room(name);
+      const room = await unlessMoved(this.room(name));
+      if (!room) continue; // moved to another shard, which runs its graces
       const { effects, nextDeadline } = room.expire(now);
       await this.run(room, effects);
       await this.replication.afterLocal(room, now); // graces that ended are changes for peers
@@ -386,7 +387,9 @@ export class ShardDurableObject extends DurableObject<Env> {
     await this.moves.beforeOpen(name, Date.now());
     const raced = this.rooms.get(name); // another call opened it while the pull waited
     if (raced) return raced;
-    if (this.moves.movedOut(name)) throw new Error(`room ${name} moved to another shard`);
+    // Never a second copy here: a late socket event or a stale caller finds the room gone.
+    if (this.moves.movedOut(name) || (await this.moves.elsewhere(name, Date.now())) !== null)
+      throw new RoomMoved(name);
     const restored: ConnectionAttachment[] = [];
     for (const ws of this.ctx.getWebSockets(name)) {
       const attachment = readAttachment(ws);
@@ -424,7 +427,13 @@ export class ShardDurableObject extends DurableObject<Env> {
       closeSocket(ws, CloseCode.Moved, "moved: the room moved to another shard; reconnect");
       return undefined;
     }
-    return { room: await this.room(known.room), connectionId: known.connectionId };
+    try {
+      return { room: await this.room(known.room), connectionId: known.connectionId };
+    } catch (error) {
+      if (!(error instanceof RoomMoved)) throw error;
+      closeSocket(ws, CloseCode.Moved, "moved: the room moved to another shard; reconnect");
+      return undefined;
+    }
   }
 
   /** Carries out a room's effects; the alarm is moved earlier when the room has work due. */

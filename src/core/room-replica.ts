@@ -156,6 +156,8 @@ export class RoomReplica implements MessageTarget {
    * hibernates only after it went quiet, by which time its bucket had refilled anyway.
    */
   private readonly buckets = new Map<ConnectionId, TokenBucket>();
+  /** Connections sent a sync step 1 because an update of theirs had a gap, until one applies. */
+  private readonly resyncAsked = new Set<ConnectionId>();
   /** Per new connection, the entries its snapshot held back until it announces itself (`connect`). */
   private readonly heldBack = new Map<ConnectionId, Set<number>>();
   private readonly persistence: RoomPersistence;
@@ -430,13 +432,20 @@ export class RoomReplica implements MessageTarget {
       throw new PermissionDenied("this connection has no write right in the room");
     }
     if (empty) return;
-    const missing = missingDependency(this.doc, decoded);
-    if (missing !== null) {
-      throw new ProtocolError(
-        CloseCode.InvalidPayload,
-        `update depends on content this room does not have (${missing}); reconnect to resync`,
-      );
+    if (missingDependency(this.doc, decoded) !== null) {
+      // It builds on content this room lacks: frames of this client's that an old shard
+      // dropped after a move, or an edit sent before the reconnect's sync finished. It is not
+      // applied (Yjs would hold it pending, and a pending struct poisons later syncs); instead
+      // the client is sent the room's state vector once, and its step 2 answer brings the
+      // missing content and this update together.
+      if (!this.resyncAsked.has(connectionId)) {
+        this.resyncAsked.add(connectionId);
+        const vector = Y.encodeStateVector(this.doc);
+        this.emit({ kind: "send", connectionId, frame: OutgoingMessage.syncStep1(vector) });
+      }
+      return;
     }
+    this.resyncAsked.delete(connectionId);
     const misplaced =
       misplacedItem(this.doc, decoded) ??
       crossedOrigins(this.doc, decoded) ??
@@ -952,6 +961,7 @@ export class RoomReplica implements MessageTarget {
   private removeConnection(connectionId: ConnectionId, clean: boolean): void {
     this.connections.delete(connectionId);
     this.buckets.delete(connectionId);
+    this.resyncAsked.delete(connectionId);
     this.heldBack.delete(connectionId);
     const removed = this.awareness.removeConnection(connectionId);
     if (removed.length > 0)

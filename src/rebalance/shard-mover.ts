@@ -13,6 +13,24 @@ import {
   storedStateVector,
 } from "./room-handoff";
 
+/** A room another shard of this region owns now: this shard does not open it. */
+export class RoomMoved extends Error {
+  override readonly name = "RoomMoved";
+  constructor(readonly room: string) {
+    super(`room ${room} moved to another shard`);
+  }
+}
+
+/** `promise`'s value, or null when it failed because the room moved away (other failures stand). */
+export async function unlessMoved<T>(promise: Promise<T>): Promise<T | null> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (error instanceof RoomMoved) return null;
+    throw error;
+  }
+}
+
 /** Another shard of this region, as the mover calls it (Durable Object RPC in the shard). */
 export interface MovePeer {
   handOff(room: string, epoch: number, stateVector: Uint8Array): Promise<unknown>;

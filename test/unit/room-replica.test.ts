@@ -872,7 +872,7 @@ describe("RoomReplica: bad frames", () => {
   // unloaded), and any participant could do it again on every reconnect. Unlike the frames
   // above, Yjs has integrated the update's first item before it throws, and that part was
   // stored and broadcast like any update: it stays, so memory still matches storage.
-  it("an update that depends on content the room lacks is refused whole with 1007: nothing applied, stored or broadcast", () => {
+  it("an update that depends on content the room lacks is not applied: nothing stored or broadcast, and its sender is asked once to resync", () => {
     const room = new Harness();
     const alice = stockClient({ name: "Alice" }, 11);
     const bob = stockClient({ name: "Bob" }, 22);
@@ -883,46 +883,44 @@ describe("RoomReplica: bad frames", () => {
     const before = room.replica.encodeDocument();
     room.delivered.clear();
 
-    // Its first struct would integrate; its second has a left origin (7:5) nobody has.
-    const effects = room.send("a", syncUpdateFrame(unintegrableUpdate()));
-    expect(kinds(effects)).toEqual(["close:a", "broadcast:awareness"]);
-    expect(effects[0]).toEqual({
-      kind: "close",
-      connectionId: "a",
-      code: 1007,
-      reason: "update depends on content this room does not have (origin 7:5); reconnect to resync",
-    });
+    // Its first struct would integrate; its second has a left origin (7:5) nobody has. Yjs
+    // would keep it pending (and a pending struct poisons later syncs): it is dropped whole.
+    const effects = room.replica.receive("a", syncUpdateFrame(unintegrableUpdate()), NOW);
+    expect(kinds(effects)).toEqual(["send:a:sync0"]);
     expect(room.failed).toBeNull();
     expect(room.replica.encodeDocument()).toEqual(before);
     expect(room.storage.writes).toBe(writesBefore);
     expect(bob.text).toBe("before ");
+    // Asked once: more such frames before one applies ask nothing more (no amplification).
+    expect(room.replica.receive("a", syncUpdateFrame(unintegrableUpdate()), NOW)).toEqual([]);
 
-    // The closed connection is gone; the other one still works, and storage keeps up.
-    expect(room.replica.receive("a", edit(alice, 0, "after close "), NOW)).toEqual([]);
+    // The connection still works, and so does the other one; storage keeps up.
+    expect(kinds(room.send("a", edit(alice, 0, "alice ")))).toEqual(["broadcast:sync2:except:a"]);
     expect(kinds(room.send("b", edit(bob, 0, "bob ")))).toEqual(["broadcast:sync2:except:b"]);
-    expect(textOf(room.replica.encodeDocument())).toBe("bob before ");
     expect(open(room.storage).encodeDocument()).toEqual(room.replica.encodeDocument());
   });
 
-  it("an update with a gap in a client's clocks is refused, and a repeat of known content is ignored", () => {
+  it("an update with a gap in a client's clocks waits for the client's resync, then everything lands", () => {
     const room = new Harness();
     const alice = stockClient({}, 11);
+    const watcher = stockClient({}, 44);
     room.connect("a", alice);
+    room.connect("w", watcher);
     const first = edit(alice, 0, "one");
     const second = edit(alice, 3, "two");
-    // The second update alone skips clocks 0-2: Yjs would keep it pending.
+    // The second update alone skips clocks 0-2 (the first was lost, say, with an old shard):
+    // the server asks with its state vector, and the stock client's step 2 answer carries both.
     const gap = room.send("a", second);
-    expect(gap[0]).toMatchObject({
-      kind: "close",
-      code: 1007,
-      reason: expect.stringMatching(/client 11's clock 3 where 0 comes next/),
-    });
-    const again = new Harness(LIMITS, room.storage);
-    const carol = stockClient({}, 33);
-    again.connect("c", carol);
-    expect(kinds(again.send("c", first))).toEqual(["broadcast:sync2:except:c"]);
-    expect(again.send("c", first)).toEqual([]); // known content: nothing new, nothing sent
-    expect(textOf(again.replica.encodeDocument())).toBe("one");
+    expect(kinds(gap)).toEqual(["send:a:sync0"]);
+    expect(textOf(room.replica.encodeDocument())).toBe("");
+    expect(watcher.text).toBe("");
+    // The step 1 reached alice (the harness delivers it); her step 2 answer carries both edits.
+    const [reply] = alice.takeOutbox().filter((f) => frameKind(f).type === MESSAGE_SYNC);
+    expect(kinds(room.send("a", reply as Uint8Array))).toEqual(["broadcast:sync2:except:a"]);
+    expect(textOf(room.replica.encodeDocument())).toBe("onetwo");
+    expect(watcher.text).toBe("onetwo");
+    // A repeat of known content is ignored.
+    expect(room.send("a", first)).toEqual([]);
   });
 
   it("a truncated update names the problem in the close reason", () => {
@@ -1013,7 +1011,7 @@ describe("RoomReplica: bad frames", () => {
 
   // Regression: the fuzzer finds updates that decode but that Yjs cannot integrate among a few
   // mutated bytes of a valid one; they used to fail the whole room.
-  it("no malformed frame fails the room: each one closes only its sender, and memory keeps matching storage (fuzz)", () => {
+  it("no malformed frame fails the room: each one closes (or asks to resync) only its sender, and memory keeps matching storage (fuzz)", () => {
     const doc = new Y.Doc();
     doc.clientID = 1234;
     doc.getText("t").insert(0, "some text to mutate");
@@ -1051,11 +1049,15 @@ describe("RoomReplica: bad frames", () => {
         const context = `frame ${Array.from(frame).join(",")}`;
         expect(kinds(effects), context).not.toContain("fail-room");
         for (const effect of effects) {
+          // An update building on content the room lacks asks its sender (only) to resync.
+          if (effect.kind === "send" && frameKind(effect.frame).step === 0) {
+            expect(effect.connectionId, context).toBe(id);
+            unintegrable++;
+          }
           if (effect.kind !== "close") continue;
           closes++;
           expect(effect.connectionId, context).toBe(id);
           expect([1003, 1007, 1009], context).toContain(effect.code);
-          if (effect.reason.startsWith("update depends on content")) unintegrable++;
         }
         replica.disconnect(id, false, NOW);
       }
@@ -1067,7 +1069,7 @@ describe("RoomReplica: bad frames", () => {
     expect(unintegrable).toBeGreaterThan(0);
     expect(replica.connectionCount).toBe(1); // the bystander
     // Memory integrated exactly what storage holds: both announce the same state vector in their
-    // sync step 1, and, since an update with a missing dependency is refused rather than kept
+    // sync step 1, and, since an update with a missing dependency is dropped rather than kept
     // pending, both encode the same document.
     const stateVectorOf = (room: RoomReplica): Map<number, number> => {
       const [step1] = room.connect(info("probe"));
