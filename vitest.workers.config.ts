@@ -55,7 +55,12 @@ export default defineConfig({
               queryTimeoutMs: 500,
             },
             // A shard with more than 6 sockets is hot (the table names it); moves retry fast.
-            rebalance: { hotConnections: 6, handOffTimeoutMs: 1000, retryMs: 500 },
+            rebalance: {
+              hotConnections: 6,
+              handOffTimeoutMs: 1000,
+              retryMs: 500,
+              movedGraceMs: 1000,
+            },
             limits: {
               compactAfterUpdates: 20,
               compactAfterBytes: 65536,

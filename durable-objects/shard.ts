@@ -406,6 +406,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       },
       Date.now(),
       restored,
+      this.moves.takeArrivals(name),
     );
     this.evictIdleRooms(); // before inserting, so the room being opened is never the one unloaded
     this.rooms.set(name, room);

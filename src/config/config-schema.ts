@@ -310,6 +310,11 @@ export const rebalanceSchema = z
     handOffTimeoutMs: z.number().int().min(10).max(60_000).default(2_000),
     /** How often a shard retries a move that has not finished (the old copy is kept until then) (ms). */
     retryMs: z.number().int().min(100).max(600_000).default(5_000),
+    /**
+     * A member handed over with its room stays `present` this long while its client reconnects
+     * (no status flicker); one not back by then turns `reconnecting` for its grace (ms; 0: at once).
+     */
+    movedGraceMs: z.number().int().min(0).max(60_000).default(5_000),
   })
   .strict();
 

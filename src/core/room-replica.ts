@@ -225,6 +225,8 @@ export class RoomReplica implements MessageTarget {
     deps: RoomDependencies,
     nowMs: number,
     restored: readonly ConnectionAttachment[] = [],
+    /** Members just handed over with the room from another shard (their clients are on the way). */
+    arriving: ReadonlySet<number> = new Set(),
   ): { room: RoomReplica; effects: RoomEffect[] } {
     const room = new RoomReplica(name, deps, nowMs);
     room.persistence.loadInto(room.doc);
@@ -247,6 +249,7 @@ export class RoomReplica implements MessageTarget {
       { ...deps.presence, ...(deps.replication ? { region: deps.replication.region } : {}) },
       nowMs,
       live,
+      arriving,
     );
     room.presence = loaded.roster;
     // A loaded replica announces its members anew: peers may have dropped them meanwhile.

@@ -25,6 +25,7 @@ export function roomSettings(
     fanout: config.fanout,
     presence: {
       graceMs: graceFor(name, presence),
+      movedGraceMs: config.rebalance.movedGraceMs,
       historyFlushMs: presence.historyFlushMs,
       coalesceAboveMembers: presence.coalesceAboveMembers,
       coalesceWindowMs: presence.coalesceWindowMs,

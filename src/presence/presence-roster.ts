@@ -27,6 +27,11 @@ export interface PresenceOptions {
   graceMs: number;
   /** How long a state update may wait in memory before it is written to the history (ms). */
   historyFlushMs: number;
+  /**
+   * How long a member handed over with its room (a resize) stays `present` while its client
+   * reconnects, before its grace starts (ms; absent or 0: the grace starts at once).
+   */
+  movedGraceMs?: number;
   /** Event types queued for the webhook (none when it is off). */
   webhookEvents?: ReadonlySet<PresenceEventType>;
   /**
@@ -62,6 +67,8 @@ export const SEQ_STEPS_PER_MS = 2 ** 10;
  */
 export class PresenceRoster {
   private readonly members = new Map<number, Member>();
+  /** Members handed over with the room, still `present`, and when their client must be back by. */
+  private readonly awaitingMove = new Map<number, number>();
   /** Each user's members' clientIDs: a join or leave looks at one user, not the whole room. */
   private readonly byUser = new Map<string, Set<number>>();
   /** Each member's state as the JSON text it arrived in: a repeat is found by comparing text, not by parsing. */
@@ -107,6 +114,7 @@ export class PresenceRoster {
     options: PresenceOptions,
     nowMs: number,
     live: readonly LiveConnection[],
+    arriving: ReadonlySet<number> = new Set(),
   ): { roster: PresenceRoster; events: PresenceEvent[] } {
     const roster = new PresenceRoster(room, store, options, nowMs);
     const liveOwner = new Map<number, LiveConnection>();
@@ -116,7 +124,12 @@ export class PresenceRoster {
     for (const member of [...roster.members.values()]) {
       const owner = liveOwner.get(member.clientId);
       if (owner && owner.connectionId === member.connectionId) continue;
-      if (member.status === "present") roster.startGrace(member, nowMs);
+      if (member.status !== "present") continue;
+      // Handed over with its room: its client is reconnecting to this shard right now.
+      const moved = options.movedGraceMs ?? 0;
+      if (arriving.has(member.clientId) && moved > 0)
+        roster.awaitingMove.set(member.clientId, nowMs + moved);
+      else roster.startGrace(member, nowMs);
     }
     const events = roster.finish();
     for (const connection of live) {
@@ -159,7 +172,9 @@ export class PresenceRoster {
       }
     } else if (
       existing.userId === owner.identity.userId &&
-      (existing.status === "reconnecting" || existing.region !== owner.region)
+      (existing.status === "reconnecting" ||
+        existing.region !== owner.region ||
+        this.awaitingMove.has(clientId))
     ) {
       // Its own connection coming back, here or from another region: no leave, no join.
       this.takeOver(existing, owner, json, nowMs);
@@ -261,6 +276,12 @@ export class PresenceRoster {
 
   /** The alarm: ends graces that ran out, and writes updates that waited long enough. */
   expire(nowMs: number): PresenceEvent[] {
+    for (const [clientId, until] of [...this.awaitingMove]) {
+      if (until > nowMs) continue;
+      this.awaitingMove.delete(clientId);
+      const member = this.members.get(clientId);
+      if (member?.status === "present") this.startGrace(member, nowMs); // not back after a move
+    }
     for (const member of [...this.members.values()]) {
       if (!this.isLocal(member)) continue; // its own region ends its grace
       if (member.reconnectingUntil !== undefined && member.reconnectingUntil <= nowMs)
@@ -292,6 +313,7 @@ export class PresenceRoster {
   /** When `expire` next has work (Unix ms), or null: the shell sets its alarm for it. */
   nextDeadline(): number | null {
     let next = this.nextFlush();
+    for (const until of this.awaitingMove.values()) if (next === null || until < next) next = until;
     for (const member of this.members.values()) {
       const until = member.reconnectingUntil;
       if (!this.isLocal(member)) continue;
@@ -348,6 +370,11 @@ export class PresenceRoster {
 
   private takeOver(member: Member, owner: PresenceOwner, json: string, nowMs: number): void {
     const before = this.userNow(member.userId);
+    // A member back after its room moved shards was present all along: no status event.
+    const seamless =
+      this.awaitingMove.delete(member.clientId) &&
+      member.status === "present" &&
+      member.region === owner.region;
     member.connectionId = owner.connectionId;
     member.region = owner.region;
     member.status = "present";
@@ -355,7 +382,8 @@ export class PresenceRoster {
     member.updatedAt = nowMs;
     const changed = !this.sameState(member, json);
     if (changed) this.setState(member, json);
-    this.recordMembership({ type: "member.status", member }, nowMs, member);
+    if (!seamless) this.recordMembership({ type: "member.status", member }, nowMs, member);
+    else this.upserts.set(member.clientId, member); // its new connection is written
     if (changed) this.recordUpdate(member, nowMs);
     this.recordUserChange(before, member.userId, nowMs, "closed");
   }
@@ -389,6 +417,7 @@ export class PresenceRoster {
   }
 
   private leave(member: Member, reason: LeaveReason, nowMs: number): void {
+    this.awaitingMove.delete(member.clientId);
     const before = this.userNow(member.userId);
     this.members.delete(member.clientId);
     const ofUser = this.byUser.get(member.userId);

@@ -96,6 +96,8 @@ export interface MoveHost {
  * retries on the alarm whatever did not finish. A copy is never dropped unconfirmed.
  */
 export class ShardMover {
+  /** Per room pulled into storage, the members handed over present (see `takeArrivals`). */
+  readonly #arrivals = new Map<string, Set<number>>();
   /** Rooms this shard owns whose pull did not finish: retried on the alarm. */
   readonly #pulls = new Set<string>();
   /** Set when some hand-away did not finish: the alarm runs `rebalance` again. */
@@ -152,6 +154,16 @@ export class ShardMover {
     if (await this.#pull(room, from, layout.epoch, undefined)) return;
     this.#pulls.add(room);
     await this.#retryLater(now);
+  }
+
+  /**
+   * The members a pull just brought over present, for the room being opened: they keep their
+   * status while their clients reconnect (`rebalance.movedGraceMs`) instead of flickering.
+   */
+  takeArrivals(room: string): ReadonlySet<number> {
+    const arriving = this.#arrivals.get(room) ?? new Set<number>();
+    this.#arrivals.delete(room);
+    return arriving;
   }
 
   /**
@@ -282,6 +294,10 @@ export class ShardMover {
         } else {
           if (carriesContent(answer.update)) this.host.storage.append(room, answer.update);
           this.host.presenceStore.write(room, answer.presence);
+          const arriving = this.#arrivals.get(room) ?? new Set<number>();
+          for (const member of answer.presence.upsert)
+            if (member.status === "present") arriving.add(member.clientId);
+          this.#arrivals.set(room, arriving);
         }
         handed.push(index);
       } catch {

@@ -311,6 +311,50 @@ describe("PresenceRoster.load", () => {
     ).toEqual(["member.status:present", "user.status:present"]);
   });
 
+  it("members handed over with a moved room stay present while their clients reconnect: no event at all", () => {
+    const store = new MemoryPresenceStore();
+    const old = open(store);
+    old.announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
+    old.announce(owner("c2", "bob"), 22, JSON.stringify({}), T0);
+    const moved = { ...OPTIONS, movedGraceMs: 5_000 };
+    const { roster, events } = PresenceRoster.load(
+      ROOM,
+      store,
+      moved,
+      T0 + 100,
+      [],
+      new Set([11, 22]),
+    );
+    expect(events).toEqual([]);
+    expect(roster.memberList().map((m) => m.status)).toEqual(["present", "present"]);
+    expect(roster.nextDeadline()).toBe(T0 + 100 + 5_000);
+    // Ada is back on the new shard: a takeover with no status event (she never left).
+    expect(roster.announce(owner("c3", "ada"), 11, JSON.stringify({}), T0 + 300)).toEqual([]);
+    expect(store.load(ROOM).members.find((m) => m.clientId === 11)?.connectionId).toBe("c3");
+    // Bob is not back by the moved grace: his own grace starts then, as for any dropped line.
+    expect(summary(roster.expire(T0 + 100 + 5_000))).toEqual([
+      "member.status:reconnecting",
+      "user.status:reconnecting",
+    ]);
+    expect(summary(roster.expire(T0 + 100 + 5_000 + 15_000))).toEqual([
+      "member.leave:timeout",
+      "user.leave:timeout",
+    ]);
+  });
+
+  it("another user's client under a moved member's clientID does not take it over", () => {
+    const store = new MemoryPresenceStore();
+    open(store).announce(owner("c1", "ada"), 11, JSON.stringify({}), T0);
+    const moved = { ...OPTIONS, movedGraceMs: 5_000 };
+    const { roster } = PresenceRoster.load(ROOM, store, moved, T0, [], new Set([11]));
+    expect(summary(roster.announce(owner("c9", "eve"), 11, JSON.stringify({}), T0 + 10))).toEqual([
+      "member.leave:timeout",
+      "user.leave:timeout",
+      "member.join",
+      "user.join",
+    ]);
+  });
+
   it("a grace that ran out while the room was unloaded ends at load", () => {
     const store = new MemoryPresenceStore();
     const roster = open(store);

@@ -668,6 +668,7 @@ describe("parseConfig: rebalance", () => {
       hotMessagesPerSecond: 1_000,
       handOffTimeoutMs: 2_000,
       retryMs: 5_000,
+      movedGraceMs: 5_000,
     });
     const partial = parseConfig({ shards: { weur: 2 }, rebalance: { retryMs: 1_000 } });
     expect(partial.rebalance).toMatchObject({ retryMs: 1_000, handOffTimeoutMs: 2_000 });
@@ -684,6 +685,9 @@ describe("parseConfig: rebalance", () => {
     );
     expect(() => parseConfig({ shards: { weur: 2 }, rebalance: { hotConnections: 0 } })).toThrow(
       /HALO_CONFIG\.rebalance\.hotConnections/,
+    );
+    expect(() => parseConfig({ shards: { weur: 2 }, rebalance: { movedGraceMs: -1 } })).toThrow(
+      /HALO_CONFIG\.rebalance\.movedGraceMs/,
     );
     // The section is strict: a misspelt field is an error, not silently ignored.
     expect(() => parseConfig({ shards: { weur: 2 }, rebalance: { retryMS: 1_000 } })).toThrow(

@@ -151,27 +151,44 @@ describe("resizing a region's shards with clients connected", () => {
     for (const client of [...writers.values(), ...watchers.values()]) client.close();
   });
 
-  it("the writer's member survives the move: same clientID, present on the new shard", async () => {
+  it("members move with their room: present throughout, and one not back turns reconnecting", async () => {
     const room = ROOMS.find((name) => shardIndexFor(name, 4) !== shardIndexFor(name, 3));
     if (!room) throw new Error("no room moves from 4 to 3 shards");
     await resize(4);
     const writer = await TestClient.connect(room, "", 9_001);
     writer.setAwareness({ name: "writer" }, 1);
+    const leaver = await TestClient.connect(room, "", 9_002);
+    leaver.setAwareness({ name: "leaver" }, 1);
     await eventually(async () => {
       const members = await shard(shardIndexFor(room, 4)).members(room);
-      return members.some((member) => member.clientId === 9_001);
+      return members.filter((member) => member.clientId >= 9_001).length === 2;
     });
     await resize(3);
     await eventually(() => writer.closeEvent?.code === CloseCode.Moved, 3000, "moved close");
-    // Before the writer is back, the new owner already holds its member (its grace runs there).
+    // Before anyone is back, the new owner holds both members, still present (no flicker).
     const held = await shard(shardIndexFor(room, 3)).members(room);
-    expect(held.find((member) => member.clientId === 9_001)?.status).toBe("reconnecting");
+    expect(held.filter((m) => m.clientId >= 9_001).map((m) => m.status)).toEqual([
+      "present",
+      "present",
+    ]);
     const back = await reconnect(writer, room);
     back.setAwareness({ name: "writer" }, 2);
-    await eventually(async () => {
-      const members = await shard(shardIndexFor(room, 3)).members(room);
-      return members.some((member) => member.clientId === 9_001 && member.status === "present");
-    });
+    // The writer is back present; the leaver, not back within rebalance.movedGraceMs (1 s
+    // here), turns reconnecting for its grace, as after any dropped connection.
+    await eventually(
+      async () => {
+        const members = await shard(shardIndexFor(room, 3)).members(room);
+        const status = (id: number) => members.find((m) => m.clientId === id)?.status;
+        return status(9_001) === "present" && status(9_002) === "reconnecting";
+      },
+      3000,
+      "writer present, leaver reconnecting",
+    );
+    const history = await shard(shardIndexFor(room, 3)).presenceHistory(room, { limit: 1000 });
+    const writerStatuses = history.events.filter(
+      (event) => event.type === "member.status" && event.member.clientId === 9_001,
+    );
+    expect(writerStatuses).toEqual([]);
     back.close();
   });
 
