@@ -151,7 +151,7 @@ export class ShardMover {
     }
     const from = shardsToPull(room, layout, self, this.#moves.arrivedAt(room));
     if (from.length === 0) return;
-    if (await this.#pull(room, from, layout.epoch, undefined)) return;
+    if (await this.#pull(room, from, layout.epoch)) return;
     this.#pulls.add(room);
     await this.#retryLater(now);
   }
@@ -222,9 +222,8 @@ export class ShardMover {
       ),
     );
     // A room is done when its copy here is gone (released, or nothing was stored).
-    const pending = away.filter(
-      ({ room }) => this.movedOut(room) || this.host.storage.rooms().includes(room),
-    ).length;
+    const left = new Set(this.host.storage.rooms());
+    const pending = away.filter(({ room }) => this.movedOut(room) || left.has(room)).length;
     const socketsMoved = drained
       ? this.host.closeSockets(null, "moved: this region is drained; reconnect")
       : 0;
@@ -242,7 +241,7 @@ export class ShardMover {
     const self = this.host.index();
     const layout = await this.layout(now, 0);
     if (self === undefined || ownerIndex(room, layout) !== self || from === self) return false;
-    return this.#pull(room, [from], layout.epoch, this.host.loaded(room));
+    return this.#pull(room, [from], layout.epoch);
   }
 
   /** The alarm: pulls that did not finish, and hand-aways not yet confirmed. Returns the next retry. */
@@ -252,7 +251,7 @@ export class ShardMover {
       const layout = await this.layout(now);
       const self = this.host.index() ?? 0;
       const from = shardsToPull(room, layout, self, this.#moves.arrivedAt(room));
-      if (from.length === 0 || (await this.#pull(room, from, layout.epoch, this.host.loaded(room))))
+      if (from.length === 0 || (await this.#pull(room, from, layout.epoch)))
         this.#pulls.delete(room);
     }
     if (this.#retryAt !== null && this.#retryAt <= now) await this.rebalance(now);
@@ -265,21 +264,15 @@ export class ShardMover {
    * it already serves, else into storage as a restart would find it), and tells each to drop
    * its copy. True when every former owner answered.
    */
-  async #pull(
-    room: string,
-    from: readonly number[],
-    epoch: number,
-    loaded: RoomReplica | undefined,
-  ): Promise<boolean> {
+  async #pull(room: string, from: readonly number[], epoch: number): Promise<boolean> {
     const timeout = this.host.settings.handOffTimeoutMs;
     let complete = true;
     const handed: number[] = [];
     for (const index of from) {
       try {
-        const vector = loaded ? loaded.syncState().stateVector : this.#storedVector(room);
         const answer = handOffSchema.parse(
           await this.host.within(
-            this.host.peer(index).handOff(room, epoch, vector),
+            this.host.peer(index).handOff(room, epoch, this.#vector(room)),
             timeout,
             `shard ${index}`,
           ),
@@ -288,6 +281,9 @@ export class ShardMover {
           if (answer.reason === "owner") complete = false; // its table is behind: ask again
           continue;
         }
+        // Where the room is now, not where it was when the pull began: a room opened meanwhile
+        // must get the content in memory too, or a later compaction would write it away.
+        const loaded = this.host.loaded(room);
         if (loaded) {
           if (carriesContent(answer.update))
             await this.host.run(loaded, loaded.applyHandOff(index, answer.update, this.host.now()));
@@ -305,7 +301,7 @@ export class ShardMover {
       }
     }
     if (complete) this.#moves.markArrived(room, epoch);
-    const vector = loaded ? loaded.syncState().stateVector : this.#storedVector(room);
+    const vector = this.#vector(room);
     // A copy not released now is offered again by its shard's retry.
     await Promise.allSettled(
       handed.map((index) =>
@@ -315,8 +311,12 @@ export class ShardMover {
     return complete;
   }
 
-  #storedVector(room: string): Uint8Array {
-    return storedStateVector(this.host.storage.load(room));
+  /** The room's state vector here: the loaded document's, or the stored one's. */
+  #vector(room: string): Uint8Array {
+    const loaded = this.host.loaded(room);
+    return loaded
+      ? loaded.syncState().stateVector
+      : storedStateVector(this.host.storage.load(room));
   }
 
   async #retryLater(now: number): Promise<void> {
