@@ -118,20 +118,22 @@ export class ShardDurableObject extends DurableObject<Env> {
     const { room: name, region, identity, presence, shard, epoch, forwarded } = parsed.data;
     this.load.remember(region, shard);
     const table = await this.replication.table(Date.now());
-    if (table.status.get(region) === "left") {
-      // Drained: the Worker routes this client again, with a fresh table.
+    const owner = await this.owner(name, epoch);
+    if (table.status.get(region) === "left" || (owner && forwarded)) {
+      // Drained, or still not the owner after one hop: the Worker routes this client again,
+      // from a fresh table.
       return Response.json(
-        { error: { code: "region_drained", message: `region ${region} is drained` } },
+        { error: { code: "misrouted", message: `room ${name} is not served here now` } },
         { status: 421 },
       );
     }
-    const owner = await this.moves.elsewhere(name, Date.now(), epoch);
-    if (owner !== null && !forwarded) {
+    if (owner) {
       // Routed by an older layout: the room's owner serves it, one hop on.
       const onward = new Request(request);
-      onward.headers.set(SHARD_HEADERS.shard, String(owner));
+      onward.headers.set(SHARD_HEADERS.shard, String(owner.index));
+      onward.headers.set(SHARD_HEADERS.epoch, String(owner.epoch));
       onward.headers.set(SHARD_HEADERS.forwarded, "1");
-      return this.sibling(owner).fetch(onward);
+      return owner.stub.fetch(onward);
     }
     const room = await this.room(name);
     const { 0: client, 1: server } = new WebSocketPair();

@@ -150,7 +150,8 @@ app.all("/v1/rooms/:room", async (c) => {
       return stub.fetch(forwarded);
     };
     const response = await upgrade(await target(c));
-    // 421: the region was drained after this isolate read its table; route again from a fresh one.
+    // 421: the region was drained, or the room moved, after this isolate read its table; route
+    // again from a fresh one.
     return response.status === 421 ? upgrade(await target(c, 0)) : response;
   }
   if (c.req.method !== "GET") throw methodNotAllowed(c.req.method);
