@@ -5,6 +5,9 @@ import { SqliteShardAddress } from "../src/storage/sqlite-shard-address";
 
 type Figures = () => { loadedRooms: number; sockets: number };
 
+/** How many rooms `busiestRooms` names. */
+const BUSIEST_ROOMS = 5;
+
 /**
  * A shard's load reports to its region's directory, which sums them into the region's entry
  * of the membership table: the shard's address (kept in SQLite, since a Durable Object does
@@ -15,6 +18,9 @@ export class ShardLoad {
   readonly #reporter: LoadReporter;
   /** Client frames since the last report, and when that was: the report carries their rate. */
   #messages = 0;
+  /** The same, per room; the busiest of the last interval are kept for operators. */
+  #roomMessages = new Map<string, number>();
+  #busiest: Array<{ room: string; messagesPerSecond: number }> = [];
   #countingSince = Date.now();
 
   constructor(
@@ -46,9 +52,15 @@ export class ShardLoad {
   }
 
   /** A client frame arrived; every 256th counts as a change, so a busy shard's rate is reported. */
-  message(now: number, figures: Figures): number | null {
+  message(room: string, now: number, figures: Figures): number | null {
     this.#messages++;
+    this.#roomMessages.set(room, (this.#roomMessages.get(room) ?? 0) + 1);
     return this.#messages % 256 === 0 ? this.changed(now, figures) : null;
+  }
+
+  /** The rooms that received the most client frames over the last report interval (operators' view). */
+  busiestRooms(): ReadonlyArray<{ room: string; messagesPerSecond: number }> {
+    return this.#busiest;
   }
 
   /** On the alarm: sends an owed report that is due; returns when the next one is. */
@@ -63,6 +75,11 @@ export class ShardLoad {
     const { loadedRooms, sockets } = figures();
     const seconds = Math.max(1, now - this.#countingSince) / 1000;
     const messagesPerSecond = Math.round(this.#messages / seconds);
+    this.#busiest = [...this.#roomMessages]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, BUSIEST_ROOMS)
+      .map(([room, count]) => ({ room, messagesPerSecond: Math.round(count / seconds) }));
+    this.#roomMessages = new Map();
     this.#messages = 0;
     this.#countingSince = now;
     const directory = directoryStub(this.directories, address.region);

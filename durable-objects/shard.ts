@@ -156,9 +156,9 @@ export class ShardDurableObject extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const found = await this.locate(ws);
     if (!found) return;
-    const wake = this.load.message(Date.now(), () => this.stats());
-    if (wake !== null) await this.wakeNoLaterThan(wake);
     const { room, connectionId } = found;
+    const wake = this.load.message(room.name, Date.now(), () => this.stats());
+    if (wake !== null) await this.wakeNoLaterThan(wake);
     if (typeof message === "string") {
       const reason = "text frames are not part of the protocol; send binary y-websocket messages";
       await this.run(
@@ -240,8 +240,28 @@ export class ShardDurableObject extends DurableObject<Env> {
   // RPC, for the REST endpoints and operators.
 
   /** Shard-level figures: how many rooms are loaded and how many sockets are open. */
-  stats(): { loadedRooms: number; sockets: number } {
+  stats(): ShardStats {
     return { loadedRooms: this.rooms.size, sockets: this.ctx.getWebSockets().length };
+  }
+
+  /** `stats()`, with the rooms that had the most frames and the most sockets (admin: a hot shard's rooms). */
+  busiest(): ShardStats & { busiestRooms: BusyRoom[] } {
+    const byRate = new Map(this.load.busiestRooms().map((r) => [r.room, r.messagesPerSecond]));
+    const crowded = this.rooms
+      .names()
+      .map((name) => ({ name, connections: this.rooms.peek(name)?.connectionCount ?? 0 }))
+      .sort((a, b) => b.connections - a.connections)
+      .slice(0, 5);
+    const names = new Set([...byRate.keys(), ...crowded.map((r) => r.name)]);
+    const busiestRooms = [...names].map((room) => ({
+      room,
+      connections: this.rooms.peek(room)?.connectionCount ?? 0,
+      messagesPerSecond: byRate.get(room) ?? 0,
+    }));
+    busiestRooms.sort(
+      (a, b) => b.messagesPerSecond - a.messagesPerSecond || b.connections - a.connections,
+    );
+    return { ...this.stats(), busiestRooms };
   }
 
   // Each room call is passed to the room's owner when a resize moved the room away from here
@@ -487,6 +507,9 @@ export class ShardDurableObject extends DurableObject<Env> {
     }
   }
 }
+
+type ShardStats = { loadedRooms: number; sockets: number };
+type BusyRoom = { room: string; connections: number; messagesPerSecond: number };
 
 /** 2100-01-01: later than any deadline a room may have, earlier than the platform's limit. */
 const LATEST_ALARM_MS = Date.UTC(2100, 0, 1);

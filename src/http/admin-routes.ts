@@ -72,7 +72,7 @@ adminRoutes.get("/shards", async (c) => {
       return {
         ...address,
         current: address.index < (layout?.count ?? config.shardCount(address.region)),
-        ...(await shardStub(c.env.SHARD, address).stats()),
+        ...(await shardStub(c.env.SHARD, address).busiest()),
         reported:
           reported.get(address.region)?.find((load) => load.shard === address.index) ?? null,
       };

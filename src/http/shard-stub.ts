@@ -24,6 +24,12 @@ export interface ShardStub {
     epoch?: number,
   ): Promise<Uint8Array<ArrayBuffer>>;
   stats(): Promise<{ loadedRooms: number; sockets: number }>;
+  /** `stats()` and the shard's busiest rooms (by client frames a second, and by sockets). */
+  busiest(): Promise<{
+    loadedRooms: number;
+    sockets: number;
+    busiestRooms: Array<{ room: string; connections: number; messagesPerSecond: number }>;
+  }>;
   presenceView(
     room: string,
     epoch?: number,

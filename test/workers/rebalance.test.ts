@@ -282,6 +282,15 @@ describe("hot shards", () => {
       3000,
       "apac's hot shard in the table",
     );
+    // The operator's view of that shard names the room that makes it hot.
+    const shards = (await (await admin("GET", "/v1/admin/shards")).json()) as {
+      shards: Array<{
+        name: string;
+        busiestRooms: Array<{ room: string; connections: number }>;
+      }>;
+    };
+    const hot = shards.shards.find((entry) => entry.name === `shard:apac:${index}`);
+    expect(hot?.busiestRooms[0]).toMatchObject({ room, connections: 7 });
     for (const client of clients) client.close();
     // Cooled down: the next report takes it off the list.
     await eventually(
