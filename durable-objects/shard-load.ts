@@ -79,6 +79,7 @@ export class ShardLoad {
       .sort((a, b) => b[1] - a[1])
       .slice(0, BUSIEST_ROOMS)
       .map(([room, count]) => ({ room, messagesPerSecond: Math.round(count / seconds) }));
+    // (The shard merges these with its most crowded rooms: src/rebalance/busiest-rooms.ts.)
     this.#roomMessages = new Map();
     this.#messages = 0;
     this.#countingSince = now;

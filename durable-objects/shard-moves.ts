@@ -1,6 +1,7 @@
 import type { HaloConfig } from "../src/config/config-schema";
 import type { Region } from "../src/config/regions";
 import type { RoomEffect, RoomReplica } from "../src/core/room-replica";
+import { SHARD_HEADERS } from "../src/http/room-request";
 import { type ShardStub, shardStub } from "../src/http/shard-stub";
 import { CloseCode } from "../src/protocol/close-codes";
 import { type MoveHost, ShardMover } from "../src/rebalance/shard-mover";
@@ -32,10 +33,30 @@ export interface ShardMovesDeps {
  * shards of its region over Durable Object RPC, records live in SQLite, sockets are the
  * hibernatable ones tagged by room, and timeouts are real.
  */
-export function shardMover(deps: ShardMovesDeps): {
+/** Where a room call goes when another shard of this region owns the room now. */
+export interface RoomOwner {
+  stub: ShardStub;
+  index: number;
+  /** The layout epoch that says so (the owner reads its table again if it is behind). */
+  epoch: number;
+}
+
+export interface ShardMoves {
   mover: ShardMover;
-  stub(index: number): ShardStub;
-} {
+  /** The room's owner when it is another shard (a resize moved the room), else null. */
+  owner(room: string, epoch: number): Promise<RoomOwner | null>;
+  /**
+   * A WebSocket upgrade this shard must not serve: `421` when the region is drained or the
+   * room is still not this shard's after one hop (the Worker routes again from a fresh table),
+   * or the owner's answer after passing it on. Null: serve it here.
+   */
+  misrouted(
+    request: Request,
+    upgrade: { room: string; region: Region; epoch: number; forwarded: boolean },
+  ): Promise<Response | null>;
+}
+
+export function shardMover(deps: ShardMovesDeps): ShardMoves {
   const region = (): Region => {
     const address = deps.address();
     if (!address) throw new Error("shard address unknown");
@@ -77,5 +98,31 @@ export function shardMover(deps: ShardMovesDeps): {
     now: () => Date.now(),
     settings: deps.config.rebalance,
   };
-  return { mover: new ShardMover(host), stub };
+  const mover = new ShardMover(host);
+  const owner = async (room: string, epoch: number): Promise<RoomOwner | null> => {
+    const index = await mover.elsewhere(room, Date.now(), epoch);
+    if (index === null) return null;
+    return { stub: stub(index), index, epoch: (await mover.layout(Date.now())).epoch };
+  };
+  return {
+    mover,
+    owner,
+    async misrouted(request, { room, region, epoch, forwarded }) {
+      const table = await deps.table(Date.now());
+      const elsewhere = await owner(room, epoch);
+      if (table.status.get(region) === "left" || (elsewhere && forwarded)) {
+        return Response.json(
+          { error: { code: "misrouted", message: `room ${room} is not served here now` } },
+          { status: 421 },
+        );
+      }
+      if (!elsewhere) return null;
+      // Routed by an older layout: the room's owner serves it, one hop on.
+      const onward = new Request(request);
+      onward.headers.set(SHARD_HEADERS.shard, String(elsewhere.index));
+      onward.headers.set(SHARD_HEADERS.epoch, String(elsewhere.epoch));
+      onward.headers.set(SHARD_HEADERS.forwarded, "1");
+      return elsewhere.stub.fetch(onward);
+    },
+  };
 }

@@ -10,12 +10,12 @@ import { type RoomEffect, RoomReplica, type RoomSummary } from "../src/core/room
 import { roomSettings } from "../src/core/room-settings";
 import type { Secrets } from "../src/http/app-env";
 import { SHARD_HEADERS, shardUpgradeHeadersSchema } from "../src/http/room-request";
-import type { ShardStub } from "../src/http/shard-stub";
 import type { Member, PresenceEvent, PresenceSnapshot } from "../src/presence/presence-schema";
 import type { HistoryQuery } from "../src/presence/presence-store";
 import { deliverDue } from "../src/presence/webhook-sender";
 import { CloseCode } from "../src/protocol/close-codes";
 import { PING_FRAME, PONG_FRAME } from "../src/protocol/liveness";
+import { type BusyRoom, busiestRooms } from "../src/rebalance/busiest-rooms";
 import type { RebalanceReport } from "../src/rebalance/handoff-schema";
 import { RoomMoved, type ShardMover, unlessMoved } from "../src/rebalance/shard-mover";
 import { replicaMessageSchema } from "../src/replication/replication-schema";
@@ -25,7 +25,7 @@ import { SqliteRoomStorage } from "../src/storage/sqlite-room-storage";
 import { FanoutTimers } from "./fanout-timers";
 import { closeSocket, RoomSockets, readAttachment } from "./room-sockets";
 import { ShardLoad } from "./shard-load";
-import { shardMover } from "./shard-moves";
+import { type ShardMoves, shardMover } from "./shard-moves";
 import { ShardReplication } from "./shard-replication";
 import { TokenRefresh } from "./token-refresh";
 
@@ -45,9 +45,9 @@ export class ShardDurableObject extends DurableObject<Env> {
   private readonly replication: ShardReplication;
   private readonly tokens: TokenRefresh;
   private readonly fanout = new FanoutTimers();
-  private readonly moves: ShardMover;
-  /** Another shard of this region, for calls passed on to a room's owner. */
-  private readonly sibling: (index: number) => ShardStub;
+  /** Moving rooms between this region's shards (src/rebalance), and its RPC glue. */
+  private readonly moves: ShardMoves;
+  private readonly mover: ShardMover;
   /** The alarm as this instance last set or read it; undefined until known (after a wake-up). */
   private alarmAt: number | null | undefined;
 
@@ -77,7 +77,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       run: (room, effects) => this.run(room, effects),
       wake: (at) => this.wakeNoLaterThan(at),
     });
-    ({ mover: this.moves, stub: this.sibling } = shardMover({
+    this.moves = shardMover({
       ctx,
       env,
       config: this.config,
@@ -89,7 +89,8 @@ export class ShardDurableObject extends DurableObject<Env> {
       unload: (name) => this.unloadRoom(name),
       run: (room, effects) => this.run(room, effects),
       wake: (at) => this.wakeNoLaterThan(at),
-    }));
+    });
+    this.mover = this.moves.mover;
     this.tokens = new TokenRefresh({
       auth: this.config.auth,
       verifier: () => verifierFor(env as Env & Secrets, this.config),
@@ -117,24 +118,8 @@ export class ShardDurableObject extends DurableObject<Env> {
     }
     const { room: name, region, identity, presence, shard, epoch, forwarded } = parsed.data;
     this.load.remember(region, shard);
-    const table = await this.replication.table(Date.now());
-    const owner = await this.owner(name, epoch);
-    if (table.status.get(region) === "left" || (owner && forwarded)) {
-      // Drained, or still not the owner after one hop: the Worker routes this client again,
-      // from a fresh table.
-      return Response.json(
-        { error: { code: "misrouted", message: `room ${name} is not served here now` } },
-        { status: 421 },
-      );
-    }
-    if (owner) {
-      // Routed by an older layout: the room's owner serves it, one hop on.
-      const onward = new Request(request);
-      onward.headers.set(SHARD_HEADERS.shard, String(owner.index));
-      onward.headers.set(SHARD_HEADERS.epoch, String(owner.epoch));
-      onward.headers.set(SHARD_HEADERS.forwarded, "1");
-      return owner.stub.fetch(onward);
-    }
+    const misrouted = await this.moves.misrouted(request, { room: name, region, epoch, forwarded });
+    if (misrouted) return misrouted;
     const room = await this.room(name);
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [name]);
@@ -231,7 +216,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     if (report !== null && (next === null || report < next)) next = report;
     const replication = await this.replication.onAlarm(now);
     if (replication !== null && (next === null || replication < next)) next = replication;
-    const moves = await this.moves.onAlarm(now);
+    const moves = await this.mover.onAlarm(now);
     if (moves !== null && (next === null || moves < next)) next = moves;
     this.evictIdleRooms(); // replicas that went dormant may be unloaded now
     return next;
@@ -246,46 +231,34 @@ export class ShardDurableObject extends DurableObject<Env> {
 
   /** `stats()`, with the rooms that had the most frames and the most sockets (admin: a hot shard's rooms). */
   busiest(): ShardStats & { busiestRooms: BusyRoom[] } {
-    const byRate = new Map(this.load.busiestRooms().map((r) => [r.room, r.messagesPerSecond]));
-    const crowded = this.rooms
+    const connections = this.rooms
       .names()
-      .map((name) => ({ name, connections: this.rooms.peek(name)?.connectionCount ?? 0 }))
-      .sort((a, b) => b.connections - a.connections)
-      .slice(0, 5);
-    const names = new Set([...byRate.keys(), ...crowded.map((r) => r.name)]);
-    const busiestRooms = [...names].map((room) => ({
-      room,
-      connections: this.rooms.peek(room)?.connectionCount ?? 0,
-      messagesPerSecond: byRate.get(room) ?? 0,
-    }));
-    busiestRooms.sort(
-      (a, b) => b.messagesPerSecond - a.messagesPerSecond || b.connections - a.connections,
-    );
-    return { ...this.stats(), busiestRooms };
+      .map((room) => ({ room, connections: this.rooms.peek(room)?.connectionCount ?? 0 }));
+    return { ...this.stats(), busiestRooms: busiestRooms(this.load.busiestRooms(), connections) };
   }
 
   // Each room call is passed to the room's owner when a resize moved the room away from here
   // (a caller routed by an older layout); `epoch` is the layout the caller routed by.
 
   async summary(name: string, epoch = 0): Promise<RoomSummary> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     return owner ? owner.stub.summary(name, owner.epoch) : (await this.room(name)).summary();
   }
 
   async storageStats(name: string, epoch = 0): Promise<PersistenceStats> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     if (owner) return owner.stub.storageStats(name, owner.epoch);
     return (await this.room(name)).storageStats();
   }
 
   async presence(name: string, epoch = 0): Promise<PresenceSnapshot> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     if (owner) return owner.stub.presence(name, owner.epoch);
     return (await this.room(name)).presenceSnapshot();
   }
 
   async members(name: string, epoch = 0): Promise<Member[]> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     return owner ? owner.stub.members(name, owner.epoch) : (await this.room(name)).members();
   }
 
@@ -294,7 +267,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     name: string,
     epoch = 0,
   ): Promise<{ snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number }> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     if (owner) return owner.stub.presenceView(name, owner.epoch);
     const room = await this.room(name);
     const at = Date.now();
@@ -313,7 +286,7 @@ export class ShardDurableObject extends DurableObject<Env> {
     local: { snapshot: PresenceSnapshot; sources: PresenceSource[]; at: number };
     answers: Array<{ region: Region; members: Member[] | null }>;
   }> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     if (owner) return owner.stub.presenceAll(name, regions, owner.epoch);
     const timeout = this.config.replication.queryTimeoutMs;
     const answers = await this.replication.askOwnMembers(name, regions, timeout);
@@ -322,7 +295,7 @@ export class ShardDurableObject extends DurableObject<Env> {
 
   /** The members this region owns (`?consistency=all` asks each region for its own). */
   async localMembers(name: string, epoch = 0): Promise<Member[]> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     if (owner) return owner.stub.localMembers(name, owner.epoch);
     return (await this.room(name)).localMembers();
   }
@@ -331,7 +304,7 @@ export class ShardDurableObject extends DurableObject<Env> {
   async replicate(region: Region, index: number, message: unknown, epoch = 0): Promise<unknown[]> {
     this.load.remember(region, index);
     const parsed = replicaMessageSchema.parse(message);
-    const owner = await this.owner(parsed.room, epoch);
+    const owner = await this.moves.owner(parsed.room, epoch);
     if (owner) return owner.stub.replicate(region, owner.index, parsed, owner.epoch);
     return this.replication.receive(parsed, Date.now());
   }
@@ -341,14 +314,14 @@ export class ShardDurableObject extends DurableObject<Env> {
     query: HistoryQuery,
     epoch = 0,
   ): Promise<{ version: number; events: PresenceEvent[] }> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     if (owner) return owner.stub.presenceHistory(name, query, owner.epoch);
     const version = (await this.room(name)).presenceVersion;
     return { version, events: this.presenceStore.history(name, query) };
   }
 
   async document(name: string, since: Uint8Array | null, epoch = 0): Promise<Uint8Array> {
-    const owner = await this.owner(name, epoch);
+    const owner = await this.moves.owner(name, epoch);
     if (owner) return owner.stub.document(name, since, owner.epoch);
     return (await this.room(name)).encodeDocument(since ?? undefined);
   }
@@ -363,33 +336,22 @@ export class ShardDurableObject extends DurableObject<Env> {
     stateVector: Uint8Array,
   ): Promise<unknown> {
     this.load.remember(region, index);
-    return this.moves.handOff(room, epoch, stateVector);
+    return this.mover.handOff(room, epoch, stateVector);
   }
 
   async release(region: Region, index: number, room: string, vector: Uint8Array): Promise<boolean> {
     this.load.remember(region, index);
-    return this.moves.release(room, vector);
+    return this.mover.release(room, vector);
   }
 
   async adopt(region: Region, index: number, room: string, from: number): Promise<boolean> {
     this.load.remember(region, index);
-    return this.moves.adopt(room, from, Date.now());
+    return this.mover.adopt(room, from, Date.now());
   }
 
   async rebalance(region: Region, index: number): Promise<RebalanceReport> {
     this.load.remember(region, index);
-    return this.moves.rebalance(Date.now());
-  }
-
-  /** The owner of a room a resize moved away from here, with the epoch that says so; null when it is this shard. */
-  private async owner(
-    name: string,
-    epoch: number,
-  ): Promise<{ stub: ShardStub; index: number; epoch: number } | null> {
-    const index = await this.moves.elsewhere(name, Date.now(), epoch);
-    if (index === null) return null;
-    const layout = await this.moves.layout(Date.now());
-    return { stub: this.sibling(index), index, epoch: layout.epoch };
+    return this.mover.rebalance(Date.now());
   }
 
   private async onSocketGone(ws: WebSocket, clean: boolean): Promise<void> {
@@ -406,11 +368,11 @@ export class ShardDurableObject extends DurableObject<Env> {
   private async room(name: string): Promise<RoomReplica> {
     const cached = this.rooms.get(name);
     if (cached) return cached;
-    await this.moves.beforeOpen(name, Date.now());
+    await this.mover.beforeOpen(name, Date.now());
     const raced = this.rooms.get(name); // another call opened it while the pull waited
     if (raced) return raced;
     // Never a second copy here: a late socket event or a stale caller finds the room gone.
-    if (this.moves.movedOut(name) || (await this.moves.elsewhere(name, Date.now())) !== null)
+    if (this.mover.movedOut(name) || (await this.mover.elsewhere(name, Date.now())) !== null)
       throw new RoomMoved(name);
     const restored: ConnectionAttachment[] = [];
     for (const ws of this.ctx.getWebSockets(name)) {
@@ -428,7 +390,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       },
       Date.now(),
       restored,
-      this.moves.takeArrivals(name),
+      this.mover.takeArrivals(name),
     );
     this.evictIdleRooms(); // before inserting, so the room being opened is never the one unloaded
     this.rooms.set(name, room);
@@ -445,7 +407,7 @@ export class ShardDurableObject extends DurableObject<Env> {
       closeSocket(ws, CloseCode.InternalError, "connection state lost; reconnect");
       return undefined;
     }
-    if (this.moves.movedOut(known.room)) {
+    if (this.mover.movedOut(known.room)) {
       // Handed to another shard: a frame here is not applied (the client resyncs there).
       closeSocket(ws, CloseCode.Moved, "moved: the room moved to another shard; reconnect");
       return undefined;
@@ -509,7 +471,6 @@ export class ShardDurableObject extends DurableObject<Env> {
 }
 
 type ShardStats = { loadedRooms: number; sockets: number };
-type BusyRoom = { room: string; connections: number; messagesPerSecond: number };
 
 /** 2100-01-01: later than any deadline a room may have, earlier than the platform's limit. */
 const LATEST_ALARM_MS = Date.UTC(2100, 0, 1);
