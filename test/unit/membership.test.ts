@@ -23,21 +23,13 @@ import {
   UNKNOWN_HEARTBEAT,
 } from "../../src/membership/region-entry";
 import { LocalHealth, sizeScale, suspicionTimeoutMs } from "../../src/membership/suspicion";
+import { TEST_GOSSIP } from "./gossip-settings";
 
 const T0 = 1_700_000_000_000;
 /** A region started without stored state takes its incarnation from the clock, in seconds. */
 const FRESH = Math.floor(T0 / 1000);
 
-const SETTINGS: GossipSettings = {
-  gossipIntervalMs: 100,
-  fanout: 3,
-  suspectAfterMs: 300,
-  suspicionMinMs: 200,
-  suspicionMaxMs: 1000,
-  suspicionConfirmations: 3,
-  ackTimeoutMs: 100,
-  maxHealthScore: 8,
-};
+const SETTINGS: GossipSettings = TEST_GOSSIP;
 
 const half = () => 0.5;
 

@@ -28,19 +28,11 @@ import {
 } from "../../src/routing/shard-layout";
 import { allShards, shardFor, shardsOf } from "../../src/routing/shard-router";
 import type { StoredRoom } from "../../src/storage/room-storage";
+import { TEST_GOSSIP } from "./gossip-settings";
 
 const T0 = 1_700_000_000_000;
 
-const SETTINGS: GossipSettings = {
-  gossipIntervalMs: 100,
-  fanout: 3,
-  suspectAfterMs: 300,
-  suspicionMinMs: 200,
-  suspicionMaxMs: 1000,
-  suspicionConfirmations: 3,
-  ackTimeoutMs: 100,
-  maxHealthScore: 8,
-};
+const SETTINGS: GossipSettings = TEST_GOSSIP;
 
 const ROOMS = Array.from({ length: 10_000 }, (_, i) => `room-${i}`);
 
